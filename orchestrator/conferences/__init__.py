@@ -1,0 +1,1 @@
+"""The conference record: editions, their sessions and forums."""

@@ -1,0 +1,199 @@
+"""Creating and updating conference editions from their spec (TOML file or API)."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from pydantic import ValidationError
+from sqlalchemy import exists, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from orchestrator.conferences import repository
+from orchestrator.conferences.models import (
+    Conference,
+    ConferenceSession,
+    Forum,
+    SessionKind,
+    new_room_name,
+)
+from orchestrator.conferences.schemas import (
+    ConferenceInfo,
+    ConferencePatch,
+    ConferenceSpec,
+    ForumSpec,
+    SessionSpec,
+)
+from orchestrator.errors import ConflictError, InvalidInputError
+from orchestrator.participants.models import Assignment, ForumChoice
+
+
+@dataclass
+class ImportOutcome:
+    conference: Conference
+    created: bool
+    changes: list[str] = field(default_factory=list)
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line per problem, each naming the field path."""
+    lines = []
+    for problem in error.errors():
+        where = ".".join(str(part) for part in problem["loc"]) or "(Datei)"
+        lines.append(f"{where}: {problem['msg']}")
+    return "; ".join(lines)
+
+
+def parse_spec_file(path: Path) -> ConferenceSpec:
+    """Read and validate a conference TOML file; errors name the file and the field."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InvalidInputError(f"Datei {path} nicht gefunden.") from None
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise InvalidInputError(f"{path}: kein gültiges TOML ({error}).") from None
+    try:
+        return ConferenceSpec.model_validate(data)
+    except ValidationError as error:
+        raise InvalidInputError(f"{path}: {describe_validation_error(error)}") from None
+
+
+def _aware(spec: SessionSpec, info: ConferenceInfo) -> tuple[datetime, datetime]:
+    zone = ZoneInfo(info.timezone)
+    day = spec.date or info.date
+    return (datetime.combine(day, spec.start, tzinfo=zone),
+            datetime.combine(day, spec.end, tzinfo=zone))
+
+
+def _apply_info(conference: Conference, info: ConferenceInfo) -> None:
+    conference.title = info.title
+    conference.lead_theme = info.lead_theme
+    conference.organiser = info.organiser
+    conference.organiser_email = str(info.organiser_email or "")
+    conference.timezone = info.timezone
+    conference.venue = info.venue
+    conference.mode = info.mode
+    conference.status = info.status
+    conference.retention_days = info.retention_days
+    conference.reminder_offsets = list(info.reminders)
+
+
+def _apply_session(item: ConferenceSession, spec: SessionSpec, info: ConferenceInfo) -> bool:
+    """Copy the spec onto the row; True if time or kind changed (calendar update needed)."""
+    starts_at, ends_at = _aware(spec, info)
+    moved = item.starts_at != starts_at or item.ends_at != ends_at
+    item.kind, item.title = spec.kind, spec.title
+    item.starts_at, item.ends_at = starts_at, ends_at
+    if spec.kind is SessionKind.PLENARY and item.room_name is None:
+        item.room_name = new_room_name(spec.key)
+    return moved
+
+
+def _apply_forum(forum: Forum, spec: ForumSpec, position: int,
+                 rounds: dict[str, ConferenceSession]) -> None:
+    forum.title = spec.title
+    forum.description = spec.description
+    forum.capacity = spec.capacity
+    forum.in_person_room = spec.in_person_room
+    forum.room_template = spec.room_template
+    forum.invited_experts = list(spec.invited_experts)
+    forum.position = position
+    forum.session = rounds[spec.session] if spec.session else next(iter(rounds.values()))
+
+
+async def _forum_in_use(session: AsyncSession, forum: Forum) -> bool:
+    used = select(
+        exists().where(Assignment.forum_id == forum.id)
+        | exists().where(ForumChoice.forum_id == forum.id)
+    )
+    return bool((await session.execute(used)).scalar())
+
+
+async def _sync_sessions(session: AsyncSession, conference: Conference, spec: ConferenceSpec,
+                         changes: list[str]) -> None:
+    existing = {item.key: item for item in conference.sessions}
+    for item_spec in spec.sessions:
+        item = existing.pop(item_spec.key, None)
+        if item is None:
+            item = ConferenceSession(key=item_spec.key, sequence=0)
+            conference.sessions.append(item)
+            _apply_session(item, item_spec, spec.conference)
+            changes.append(f"Sitzung {item_spec.key} angelegt")
+        elif _apply_session(item, item_spec, spec.conference):
+            item.sequence += 1
+            changes.append(f"Sitzung {item_spec.key} verschoben")
+    for key, item in existing.items():
+        if any(forum.session is item for forum in conference.forums
+               if forum.key in {f.key for f in spec.forums}):
+            raise ConflictError(f"Sitzung {key!r} fehlt in der Datei, hat aber noch Foren.")
+        conference.sessions.remove(item)
+        changes.append(f"Sitzung {key} entfernt")
+    await session.flush()
+
+
+async def _sync_forums(session: AsyncSession, conference: Conference, spec: ConferenceSpec,
+                       changes: list[str]) -> None:
+    rounds = {item.key: item for item in conference.sessions
+              if item.kind is SessionKind.BREAKOUT_ROUND}
+    existing = {forum.key: forum for forum in conference.forums}
+    for position, forum_spec in enumerate(spec.forums):
+        forum = existing.pop(forum_spec.key, None)
+        if forum is None:
+            forum = Forum(key=forum_spec.key)
+            conference.forums.append(forum)
+            changes.append(f"Forum {forum_spec.key} angelegt")
+        _apply_forum(forum, forum_spec, position, rounds)
+    for key, forum in existing.items():
+        if await _forum_in_use(session, forum):
+            raise ConflictError(
+                f"Forum {key!r} fehlt in der Datei, hat aber Zuteilungen oder Wünsche; "
+                f"zuerst die Teilnehmenden umbuchen."
+            )
+        conference.forums.remove(forum)
+        changes.append(f"Forum {key} entfernt")
+
+
+async def import_spec(session: AsyncSession, spec: ConferenceSpec) -> ImportOutcome:
+    """Create the edition or update it in place (matched by slug, sessions and forums by key)."""
+    conference = await repository.find_by_slug(session, spec.conference.slug)
+    created = conference is None
+    if conference is None:
+        conference = Conference(slug=spec.conference.slug, sessions=[], forums=[])
+        session.add(conference)
+    outcome = ImportOutcome(conference=conference, created=created)
+    _apply_info(conference, spec.conference)
+    await _sync_sessions(session, conference, spec, outcome.changes)
+    await _sync_forums(session, conference, spec, outcome.changes)
+    await session.flush()
+    return outcome
+
+
+async def import_file(session: AsyncSession, path: Path) -> ImportOutcome:
+    """`orchestrator conference import FILE.toml`: idempotent create-or-update."""
+    return await import_spec(session, parse_spec_file(path))
+
+
+async def update(session: AsyncSession, slug: str, patch: ConferencePatch) -> Conference:
+    """Change an edition's own fields (not its programme)."""
+    conference = await repository.get_by_slug(session, slug)
+    values = patch.model_dump(exclude_unset=True)
+    if "reminders" in values:
+        conference.reminder_offsets = list(values.pop("reminders") or [])
+    if "organiser_email" in values:
+        conference.organiser_email = str(values.pop("organiser_email") or "")
+    for name, value in values.items():
+        if value is None:
+            raise InvalidInputError(f"{name}: darf nicht leer sein")
+        setattr(conference, name, value)
+    await session.flush()
+    return conference
+
+
+async def delete(session: AsyncSession, slug: str) -> None:
+    """Remove an edition and everything in it."""
+    conference = await repository.get_by_slug(session, slug)
+    await session.delete(conference)
+    await session.flush()

@@ -1,0 +1,1 @@
+"""People invited to a conference: participants, moderators, speakers; their forums."""
