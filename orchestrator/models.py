@@ -4,5 +4,12 @@ from orchestrator.conferences.models import Conference, ConferenceSession, Forum
 from orchestrator.db import Base
 from orchestrator.participants.models import Assignment, ForumChoice, Person
 
-__all__ = ["Assignment", "Base", "Conference", "ConferenceSession", "ForumChoice", "Forum",
-           "Person"]
+__all__ = [
+           "Assignment",
+           "Base",
+           "Conference",
+           "ConferenceSession",
+           "Forum",
+           "ForumChoice",
+           "Person",
+]

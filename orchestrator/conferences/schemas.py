@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -71,7 +72,7 @@ class ConferenceInfo(_Spec):
     organiser: Line = ""
     organiser_email: EmailStr | None = None
     timezone: Zone = "Europe/Berlin"
-    date: date
+    date: dt.date
     venue: Annotated[str, StringConstraints(max_length=500), AfterValidator(single_line)] = ""
     mode: ConferenceMode = ConferenceMode.HYBRID
     status: ConferenceStatus = ConferenceStatus.DRAFT
@@ -85,7 +86,7 @@ class SessionSpec(_Spec):
     title: Line = Field(min_length=1)
     start: time
     end: time
-    date: date | None = None  # defaults to the conference's date
+    date: dt.date | None = None  # defaults to the conference's date
 
     @model_validator(mode="after")
     def _ends_after_start(self) -> SessionSpec:

@@ -22,9 +22,12 @@ from orchestrator.conferences.models import (
 )
 from orchestrator.conferences.schemas import (
     ConferenceInfo,
+    ConferenceOut,
     ConferencePatch,
     ConferenceSpec,
+    ForumOut,
     ForumSpec,
+    SessionOut,
     SessionSpec,
 )
 from orchestrator.errors import ConflictError, InvalidInputError
@@ -197,3 +200,40 @@ async def delete(session: AsyncSession, slug: str) -> None:
     conference = await repository.get_by_slug(session, slug)
     await session.delete(conference)
     await session.flush()
+
+
+def _local(moment: datetime, zone: ZoneInfo) -> datetime:
+    return moment.astimezone(zone)
+
+
+def session_out(item: ConferenceSession, zone: ZoneInfo) -> SessionOut:
+    return SessionOut(
+        key=item.key, kind=item.kind, title=item.title, starts_at=_local(item.starts_at, zone),
+        ends_at=_local(item.ends_at, zone), status=item.status.value, room=item.room_name,
+        sequence=item.sequence,
+    )
+
+
+def forum_out(forum: Forum, assigned: int | None = None) -> ForumOut:
+    return ForumOut(
+        key=forum.key, title=forum.title, description=forum.description,
+        capacity=forum.capacity, in_person_room=forum.in_person_room,
+        room_template=forum.room_template, room=forum.room_name,
+        session=forum.session.key if forum.session else None,
+        invited_experts=list(forum.invited_experts), assigned=assigned,
+    )
+
+
+def to_out(conference: Conference, fill: dict[int, int] | None = None) -> ConferenceOut:
+    """The API's view of an edition: times in its own zone, forums with their rooms."""
+    zone = ZoneInfo(conference.timezone)
+    return ConferenceOut(
+        slug=conference.slug, title=conference.title, lead_theme=conference.lead_theme,
+        organiser=conference.organiser, organiser_email=conference.organiser_email,
+        timezone=conference.timezone, venue=conference.venue, mode=conference.mode,
+        status=conference.status, retention_days=conference.retention_days,
+        reminders=list(conference.reminder_offsets),
+        sessions=[session_out(item, zone) for item in conference.sessions],
+        forums=[forum_out(forum, None if fill is None else fill.get(forum.id, 0))
+                for forum in conference.forums],
+    )

@@ -1,0 +1,272 @@
+"""The `orchestrator` command (SPEC §5): one-line reasons and exit 1 on failure."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+import sys
+import traceback
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+import typer
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from orchestrator import logs
+from orchestrator.config import Settings, get_settings
+from orchestrator.db import create_engine, session_factory, transaction
+from orchestrator.errors import ImportRejectedError, OrchestratorError
+
+T = TypeVar("T")
+
+app = typer.Typer(help="Konferenz-Orchestrator: hybride Konferenzen auf Jitsi Meet.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+db_app = typer.Typer(help="Datenbank / database", no_args_is_help=True)
+conference_app = typer.Typer(help="Konferenzen / conferences", no_args_is_help=True)
+participants_app = typer.Typer(help="Teilnehmende / participants", no_args_is_help=True)
+forums_app = typer.Typer(help="Foren / forums", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(conference_app, name="conference")
+app.add_typer(participants_app, name="participants")
+app.add_typer(forums_app, name="forums")
+
+
+def fail(message: str) -> typer.Exit:
+    typer.echo(f"Fehler: {message}", err=True)
+    return typer.Exit(1)
+
+
+def _settings() -> Settings:
+    try:
+        settings = get_settings()
+    except OrchestratorError as error:
+        raise fail(error.message) from None
+    logs.configure(settings.log_level)
+    return settings
+
+
+def _crash_report(error: BaseException) -> typer.Exit:
+    """An unexpected error: one line for the user, the traceback into the data directory."""
+    settings = get_settings()
+    path = settings.data_dir / "crash.log"
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write("".join(traceback.format_exception(error)) + "\n")
+    return fail(f"unerwarteter Fehler ({type(error).__name__}); Einzelheiten in {path}")
+
+
+def run(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run async work; turn expected failures into one line on stderr and exit status 1."""
+    try:
+        return _run_expected(work)
+    except typer.Exit:
+        raise
+    except Exception as error:
+        raise _crash_report(error) from None
+
+
+def _run_expected(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    try:
+        return asyncio.run(work())
+    except ImportRejectedError as error:
+        _print_report(error.details)
+        raise fail(error.message) from None
+    except OrchestratorError as error:
+        raise fail(error.message) from None
+    except (OperationalError, DBAPIError) as error:
+        reason = str(error.orig or error).splitlines()[0]
+        raise fail(f"Datenbank nicht erreichbar oder Fehler der Datenbank: {reason}") from None
+    except (OSError, ConnectionError) as error:
+        raise fail(f"Datenbank nicht erreichbar: {error}") from None
+
+
+async def _with_db(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]],
+                   *, migrate: bool = False) -> T:
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        if migrate:
+            await _upgrade(engine)
+        async with transaction(session_factory(engine)) as session:
+            return await work(session)
+    finally:
+        await engine.dispose()
+
+
+async def _upgrade(engine: AsyncEngine) -> None:
+    from orchestrator.schema import upgrade
+
+    await upgrade(engine)
+
+
+def _print_report(report: Any) -> None:
+    if not isinstance(report, dict):
+        return
+    for problem in report.get("errors", []):
+        where = f" ({problem['field']})" if problem.get("field") else ""
+        typer.echo(f"  Zeile {problem['row']}{where}: {problem['reason']}", err=True)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Datenbank auf den neuesten Stand bringen (Alembic)."""
+    settings = _settings()
+
+    async def work() -> None:
+        engine = create_engine(settings.resolved_database_url)
+        try:
+            await _upgrade(engine)
+        finally:
+            await engine.dispose()
+
+    run(work)
+    typer.echo("Datenbank ist aktuell.")
+
+
+@conference_app.command("import")
+def conference_import(file: Annotated[Path, typer.Argument(help="conference TOML")]) -> None:
+    """Konferenz aus TOML anlegen oder aktualisieren; gibt den Slug aus."""
+    from orchestrator.conferences import service
+
+    settings = _settings()
+    outcome = run(lambda: _with_db(settings, lambda s: service.import_file(s, file),
+                                   migrate=True))
+    for change in outcome.changes:
+        typer.echo(f"  {change}", err=True)
+    typer.echo(outcome.conference.slug)
+
+
+@participants_app.command("import")
+def participants_import(
+    slug: str, file: Path,
+    skip_invalid: Annotated[bool, typer.Option("--skip-invalid",
+                                               help="gültige Zeilen trotzdem importieren")]
+    = False,
+) -> None:
+    """Teilnehmende aus CSV (; oder ,) oder XLSX importieren."""
+    from orchestrator.conferences import repository
+    from orchestrator.participants import importing
+
+    settings = _settings()
+    try:
+        data = file.read_bytes()
+    except OSError as error:
+        raise fail(f"{file}: {error.strerror}") from None
+
+    async def work(session: AsyncSession) -> importing.ImportReport:
+        conference = await repository.get_by_slug(session, slug)
+        return await importing.import_file(session, conference, file.name, data,
+                                           skip_invalid=skip_invalid)
+
+    report = run(lambda: _with_db(settings, work))
+    _print_report(report.as_dict())
+    typer.echo(f"{report.created} neu, {report.updated} aktualisiert, "
+               f"{report.skipped} übersprungen.")
+
+
+@forums_app.command("assign")
+def forums_assign(
+    slug: str,
+    overflow: Annotated[str | None, typer.Option(
+        help="most_room: in das Forum mit den meisten freien Plätzen; waitlist: Warteliste")]
+    = None,
+) -> None:
+    """Foren nach Wünschen und Kapazitäten zuteilen (Zuweisungen durch das Orga-Team bleiben)."""
+    settings = _settings()
+    policy = overflow or settings.assignment_overflow
+    if policy not in ("most_room", "waitlist"):
+        raise fail("--overflow muss most_room oder waitlist sein.")
+    report = run(lambda: _with_db(settings, lambda s: _assign(s, slug, policy)))
+    _print_assignment(report)
+
+
+async def _assign(session: AsyncSession, slug: str, policy: str) -> dict[str, Any]:
+    from orchestrator.conferences import repository
+    from orchestrator.participants import assignment
+
+    conference = await repository.get_by_slug(session, slug)
+    mode: Literal["most_room", "waitlist"] = "waitlist" if policy == "waitlist" else "most_room"
+    return (await assignment.run_assignment(session, conference, overflow=mode)).as_dict()
+
+
+def _print_assignment(report: dict[str, Any]) -> None:
+    typer.echo(
+        f"{report['total']} Personen: {report['first_choice']} Erstwunsch, "
+        f"{report['second_choice']} Zweitwunsch, {report['other_choice']} weiterer Wunsch, "
+        f"{report['overflow']} ohne Wunschforum verteilt, {report['waitlisted']} Warteliste, "
+        f"{report['no_choice']} ohne Wahl, {report['kept']} manuell festgelegt."
+    )
+    for forum in report.get("forums", []):
+        typer.echo(f"  {forum['key']:<20} {forum['assigned']:>5} / {forum['capacity']}")
+
+
+def port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            if error.errno in (errno.EADDRINUSE, errno.EACCES):
+                return False
+            raise
+    return True
+
+
+def _serve(settings: Settings, host: str, port: int) -> None:
+    import uvicorn
+
+    from orchestrator.web.app import create_app
+
+    if not port_free(host, port):
+        raise fail(f"Port {port} auf {host} ist belegt; wählen Sie einen anderen mit --port.")
+    if "base_url" not in settings.model_fields_set and port != 8000:
+        settings.base_url = f"http://{host}:{port}"
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info",
+                proxy_headers=True, access_log=False)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Adresse / bind address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port")] = 8000,
+    no_worker: Annotated[bool, typer.Option(
+        "--no-worker", help="ohne Hintergrunddienst (Versand, Erinnerungen)")] = False,
+) -> None:
+    """Web-App starten (SQLite wird dabei automatisch migriert)."""
+    settings = _settings()
+    if settings.resolved_database_url.startswith("sqlite"):
+        run(lambda: _with_db(settings, _noop, migrate=True))
+    _serve(settings, host, port)
+
+
+async def _noop(_session: AsyncSession) -> None:
+    return None
+
+
+@app.command()
+def demo(
+    host: Annotated[str, typer.Option(help="Adresse / bind address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port")] = 8000,
+    people: Annotated[int, typer.Option(help="Anzahl erzeugter Teilnehmender")] = 300,
+    no_serve: Annotated[bool, typer.Option("--no-serve", help="nur Daten anlegen")] = False,
+) -> None:
+    """Alles in einem: Datenbank, Beispielkonferenz, Teilnehmende, Zuteilung, Server."""
+    from orchestrator.demo import setup
+
+    settings = _settings()
+    if "base_url" not in settings.model_fields_set:
+        settings.base_url = f"http://{host}:{port}"
+    if not no_serve and not port_free(host, port):
+        raise fail(f"Port {port} auf {host} ist belegt; wählen Sie einen anderen mit --port.")
+    summary = run(lambda: _with_db(settings, lambda s: setup.load(s, people), migrate=True))
+    typer.echo(setup.banner(settings, summary))
+    if not no_serve:
+        _serve(settings, host, port)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,1 @@
+"""The HTTP edge: FastAPI app, JSON API, pages and Jitsi callbacks."""

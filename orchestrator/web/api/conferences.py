@@ -1,0 +1,91 @@
+"""Conferences, their sessions and forums."""
+
+from __future__ import annotations
+
+import tomllib
+from typing import Annotated
+
+from fastapi import APIRouter, File, Response, UploadFile, status
+from pydantic import ValidationError
+
+from orchestrator.conferences import repository, service
+from orchestrator.conferences.schemas import (
+    ConferenceOut,
+    ConferencePatch,
+    ConferenceSpec,
+    ForumOut,
+    SessionOut,
+)
+from orchestrator.errors import InvalidInputError
+from orchestrator.web.deps import ConferenceBySlug, DbSession
+from orchestrator.web.uploads import read_limited
+
+router = APIRouter(prefix="/conferences", tags=["conferences"])
+
+
+@router.get("")
+async def list_conferences(session: DbSession) -> list[ConferenceOut]:
+    return [service.to_out(conference) for conference in await repository.list_all(session)]
+
+
+async def _save(session: DbSession, spec: ConferenceSpec, response: Response) -> ConferenceOut:
+    outcome = await service.import_spec(session, spec)
+    response.status_code = status.HTTP_201_CREATED if outcome.created else status.HTTP_200_OK
+    conference = await repository.get_by_slug(session, outcome.conference.slug)
+    return service.to_out(conference, await repository.forum_fill(session, conference.id))
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, responses={200: {"model": ConferenceOut}})
+async def create_conference(
+    spec: ConferenceSpec, session: DbSession, response: Response
+) -> ConferenceOut:
+    """Create an edition from the same shape as the TOML file, or update it by slug."""
+    return await _save(session, spec, response)
+
+
+@router.post("/import", status_code=status.HTTP_201_CREATED,
+             responses={200: {"model": ConferenceOut}})
+async def import_conference(
+    file: Annotated[UploadFile, File(description="conference TOML")],
+    session: DbSession, response: Response,
+) -> ConferenceOut:
+    """Upload a conference TOML file (idempotent: a second upload updates)."""
+    try:
+        data = tomllib.loads((await read_limited(file)).decode("utf-8"))
+        spec = ConferenceSpec.model_validate(data)
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise InvalidInputError(f"{file.filename}: kein gültiges TOML ({error}).") from None
+    except ValidationError as error:
+        raise InvalidInputError(
+            f"{file.filename}: {service.describe_validation_error(error)}"
+        ) from None
+    return await _save(session, spec, response)
+
+
+@router.get("/{slug}")
+async def get_conference(conference: ConferenceBySlug, session: DbSession) -> ConferenceOut:
+    return service.to_out(conference, await repository.forum_fill(session, conference.id))
+
+
+@router.patch("/{slug}")
+async def update_conference(
+    slug: str, patch: ConferencePatch, session: DbSession
+) -> ConferenceOut:
+    conference = await service.update(session, slug, patch)
+    return service.to_out(conference, await repository.forum_fill(session, conference.id))
+
+
+@router.delete("/{slug}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_conference(slug: str, session: DbSession) -> None:
+    await service.delete(session, slug)
+
+
+@router.get("/{slug}/sessions")
+async def list_sessions(conference: ConferenceBySlug) -> list[SessionOut]:
+    return service.to_out(conference).sessions
+
+
+@router.get("/{slug}/forums")
+async def list_forums(conference: ConferenceBySlug, session: DbSession) -> list[ForumOut]:
+    """Each forum with its `key`, Jitsi `room` name and how many are assigned."""
+    return service.to_out(conference, await repository.forum_fill(session, conference.id)).forums

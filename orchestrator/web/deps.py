@@ -1,0 +1,56 @@
+"""Request dependencies: the unit of work, staff authentication, settings."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from orchestrator.conferences import repository as conferences
+from orchestrator.conferences.models import Conference
+from orchestrator.config import Settings
+from orchestrator.db import transaction
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+async def _unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:
+    # The edge owns the transaction: commit when the route returns, roll back if it raises.
+    async with transaction(request.app.state.sessions) as session:
+        yield session
+
+
+_bearer = HTTPBearer(auto_error=False, description="ORCH_API_KEY")
+
+
+def require_staff(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    """Staff API access: `Authorization: Bearer ORCH_API_KEY` (constant-time compare)."""
+    expected: str = request.app.state.settings.require("api_key")
+    given = credentials.credentials if credentials else ""
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            detail="Anmeldung erforderlich (Authorization: Bearer <ORCH_API_KEY>).",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+DbSession = Annotated[AsyncSession, Depends(_unit_of_work, scope="function")]
+AppSettings = Annotated[Settings, Depends(get_settings)]
+
+
+async def _conference(slug: str, session: DbSession) -> Conference:
+    return await conferences.get_by_slug(session, slug)
+
+
+ConferenceBySlug = Annotated[Conference, Depends(_conference)]
