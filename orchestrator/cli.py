@@ -22,8 +22,11 @@ from orchestrator.errors import ImportRejectedError, OrchestratorError
 
 T = TypeVar("T")
 
-app = typer.Typer(help="Konferenz-Orchestrator: hybride Konferenzen auf Jitsi Meet.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Konferenz-Orchestrator: hybride Konferenzen auf Jitsi Meet.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 db_app = typer.Typer(help="Datenbank / database", no_args_is_help=True)
 conference_app = typer.Typer(help="Konferenzen / conferences", no_args_is_help=True)
 participants_app = typer.Typer(help="Teilnehmende / participants", no_args_is_help=True)
@@ -67,6 +70,14 @@ def run(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
         raise _crash_report(error) from None
 
 
+def run_sync(work: Callable[[], T]) -> T:
+    """Sync work with the same one-line error handling as `run`."""
+    try:
+        return work()
+    except OrchestratorError as error:
+        raise fail(error.message) from None
+
+
 def _run_expected(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
     try:
         return asyncio.run(work())
@@ -82,8 +93,9 @@ def _run_expected(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
         raise fail(f"Datenbank nicht erreichbar: {error}") from None
 
 
-async def _with_db(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]],
-                   *, migrate: bool = False) -> T:
+async def _with_db(
+    settings: Settings, work: Callable[[AsyncSession], Awaitable[T]], *, migrate: bool = False
+) -> T:
     engine = create_engine(settings.resolved_database_url)
     try:
         if migrate:
@@ -130,8 +142,8 @@ def conference_import(file: Annotated[Path, typer.Argument(help="conference TOML
     from orchestrator.conferences import service
 
     settings = _settings()
-    outcome = run(lambda: _with_db(settings, lambda s: service.import_file(s, file),
-                                   migrate=True))
+    spec = run_sync(lambda: service.parse_spec_file(file))
+    outcome = run(lambda: _with_db(settings, lambda s: service.import_spec(s, spec), migrate=True))
     for change in outcome.changes:
         typer.echo(f"  {change}", err=True)
     typer.echo(outcome.conference.slug)
@@ -139,10 +151,11 @@ def conference_import(file: Annotated[Path, typer.Argument(help="conference TOML
 
 @participants_app.command("import")
 def participants_import(
-    slug: str, file: Path,
-    skip_invalid: Annotated[bool, typer.Option("--skip-invalid",
-                                               help="gültige Zeilen trotzdem importieren")]
-    = False,
+    slug: str,
+    file: Path,
+    skip_invalid: Annotated[
+        bool, typer.Option("--skip-invalid", help="gültige Zeilen trotzdem importieren")
+    ] = False,
 ) -> None:
     """Teilnehmende aus CSV (; oder ,) oder XLSX importieren."""
     from orchestrator.conferences import repository
@@ -156,21 +169,26 @@ def participants_import(
 
     async def work(session: AsyncSession) -> importing.ImportReport:
         conference = await repository.get_by_slug(session, slug)
-        return await importing.import_file(session, conference, file.name, data,
-                                           skip_invalid=skip_invalid)
+        return await importing.import_file(
+            session, conference, file.name, data, skip_invalid=skip_invalid
+        )
 
     report = run(lambda: _with_db(settings, work))
     _print_report(report.as_dict())
-    typer.echo(f"{report.created} neu, {report.updated} aktualisiert, "
-               f"{report.skipped} übersprungen.")
+    typer.echo(
+        f"{report.created} neu, {report.updated} aktualisiert, {report.skipped} übersprungen."
+    )
 
 
 @forums_app.command("assign")
 def forums_assign(
     slug: str,
-    overflow: Annotated[str | None, typer.Option(
-        help="most_room: in das Forum mit den meisten freien Plätzen; waitlist: Warteliste")]
-    = None,
+    overflow: Annotated[
+        str | None,
+        typer.Option(
+            help="most_room: in das Forum mit den meisten freien Plätzen; waitlist: Warteliste"
+        ),
+    ] = None,
 ) -> None:
     """Foren nach Wünschen und Kapazitäten zuteilen (Zuweisungen durch das Orga-Team bleiben)."""
     settings = _settings()
@@ -222,16 +240,23 @@ def _serve(settings: Settings, host: str, port: int) -> None:
         raise fail(f"Port {port} auf {host} ist belegt; wählen Sie einen anderen mit --port.")
     if "base_url" not in settings.model_fields_set and port != 8000:
         settings.base_url = f"http://{host}:{port}"
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info",
-                proxy_headers=True, access_log=False)
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level="info",
+        proxy_headers=True,
+        access_log=False,
+    )
 
 
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Adresse / bind address")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port")] = 8000,
-    no_worker: Annotated[bool, typer.Option(
-        "--no-worker", help="ohne Hintergrunddienst (Versand, Erinnerungen)")] = False,
+    no_worker: Annotated[
+        bool, typer.Option("--no-worker", help="ohne Hintergrunddienst (Versand, Erinnerungen)")
+    ] = False,
 ) -> None:
     """Web-App starten (SQLite wird dabei automatisch migriert)."""
     settings = _settings()

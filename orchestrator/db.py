@@ -61,8 +61,11 @@ def utcnow() -> datetime:
 def async_url(url: str) -> str:
     """Map the plain URLs users write (postgresql://, sqlite:///) to our async drivers."""
     parsed = make_url(url)
-    driver = {"postgresql": "postgresql+asyncpg", "postgres": "postgresql+asyncpg",
-              "sqlite": "sqlite+aiosqlite"}.get(parsed.drivername, parsed.drivername)
+    driver = {
+        "postgresql": "postgresql+asyncpg",
+        "postgres": "postgresql+asyncpg",
+        "sqlite": "sqlite+aiosqlite",
+    }.get(parsed.drivername, parsed.drivername)
     return parsed.set(drivername=driver).render_as_string(hide_password=False)
 
 

@@ -23,3 +23,5 @@ def configure(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # Migrations announce every step at INFO; users only need to hear about problems.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))

@@ -5,11 +5,11 @@ from orchestrator.db import Base
 from orchestrator.participants.models import Assignment, ForumChoice, Person
 
 __all__ = [
-           "Assignment",
-           "Base",
-           "Conference",
-           "ConferenceSession",
-           "Forum",
-           "ForumChoice",
-           "Person",
+    "Assignment",
+    "Base",
+    "Conference",
+    "ConferenceSession",
+    "Forum",
+    "ForumChoice",
+    "Person",
 ]

@@ -25,8 +25,9 @@ from tests.databases import (
 from tests.live import serve
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-SAMPLE_TOML = Path(__file__).resolve().parent.parent / "orchestrator" / "demo" / \
-    "conference-heinsberg.toml"
+SAMPLE_TOML = (
+    Path(__file__).resolve().parent.parent / "orchestrator" / "demo" / "conference-heinsberg.toml"
+)
 
 
 @pytest.fixture(scope="session")
@@ -47,9 +48,7 @@ def postgres_template() -> Iterator[PostgresTemplate]:
 
 
 @pytest_asyncio.fixture(params=["sqlite", "postgresql"])
-async def database_url(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[str]:
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     """URL of a fresh, migrated database of its own for this test, on each backend."""
     if request.param == "sqlite":
         template: SqliteTemplate = request.getfixturevalue("sqlite_template")
@@ -87,18 +86,26 @@ API_KEY = "test-api-key-0123456789abcdef"
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
     """Settings for one test: its own database and data directory, no .env file read."""
-    return prepare(Settings(
-        _env_file=None, data_dir=tmp_path / "data", database_url=database_url,
-        api_key=API_KEY, base_url="http://orchestrator.test",
-    ))
+    return prepare(
+        Settings(
+            _env_file=None,
+            data_dir=tmp_path / "data",
+            database_url=database_url,
+            api_key=API_KEY,
+            base_url="http://orchestrator.test",
+        )
+    )
 
 
 @pytest_asyncio.fixture
 async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client talking to the app served by uvicorn on loopback, with the staff key."""
-    async with serve(create_app(settings)) as base_url, httpx.AsyncClient(
-        base_url=base_url, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=30
-    ) as client:
+    async with (
+        serve(create_app(settings)) as base_url,
+        httpx.AsyncClient(
+            base_url=base_url, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=30
+        ) as client,
+    ):
         yield client
 
 

@@ -21,9 +21,7 @@ from sqlalchemy.engine import make_url
 from orchestrator.db import create_engine
 from orchestrator.schema import upgrade
 
-PG_ADMIN_URL = os.environ.get(
-    "ORCH_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
-)
+PG_ADMIN_URL = os.environ.get("ORCH_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 T = TypeVar("T")
 REQUIRE_POSTGRES = bool(os.environ.get("CI") or os.environ.get("ORCH_TEST_REQUIRE_POSTGRES"))
 
@@ -35,7 +33,10 @@ def _pg_url(database: str) -> str:
 async def _admin(sql: str) -> None:
     url = make_url(PG_ADMIN_URL)
     connection = await asyncpg.connect(
-        host=url.host, port=url.port or 5432, user=url.username, password=url.password,
+        host=url.host,
+        port=url.port or 5432,
+        user=url.username,
+        password=url.password,
         database=url.database,
     )
     try:

@@ -13,8 +13,9 @@ from fastapi import FastAPI
 @asynccontextmanager
 async def serve(app: FastAPI) -> AsyncIterator[str]:
     """Yield the base URL of `app` served over real HTTP on 127.0.0.1."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
-                            lifespan="on", access_log=False)
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", access_log=False
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     for _ in range(500):

@@ -17,8 +17,9 @@ ROOM = re.compile(r"^[a-z0-9-]+-[0-9a-f]{20}$")
 
 
 async def _import_sample(api: httpx.AsyncClient) -> dict[str, Any]:
-    response = await api.post("/api/v1/conferences/import",
-                              files={"file": ("c.toml", SAMPLE_TOML.read_bytes())})
+    response = await api.post(
+        "/api/v1/conferences/import", files={"file": ("c.toml", SAMPLE_TOML.read_bytes())}
+    )
     assert response.status_code == 201, response.text
     body: dict[str, Any] = response.json()
     return body
@@ -49,14 +50,20 @@ async def test_healthz_and_openapi_are_public(api: httpx.AsyncClient) -> None:
 
 async def test_conference_import_lists_five_forums_with_rooms(api: httpx.AsyncClient) -> None:
     await _import_sample(api)
-    again = await api.post("/api/v1/conferences/import",
-                           files={"file": ("c.toml", SAMPLE_TOML.read_bytes())})
+    again = await api.post(
+        "/api/v1/conferences/import", files={"file": ("c.toml", SAMPLE_TOML.read_bytes())}
+    )
     assert again.status_code == 200  # updated, not duplicated
     conferences = (await api.get("/api/v1/conferences")).json()
     assert [c["slug"] for c in conferences] == ["ik-heinsberg-2027"]
     forums = (await api.get("/api/v1/conferences/ik-heinsberg-2027/forums")).json()
-    assert [f["key"] for f in forums] == ["sprache", "werte", "bildung", "arbeit",
-                                          "bleibeperspektive"]
+    assert [f["key"] for f in forums] == [
+        "sprache",
+        "werte",
+        "bildung",
+        "arbeit",
+        "bleibeperspektive",
+    ]
     assert all(ROOM.match(f["room"]) for f in forums)
     assert len({f["room"] for f in forums}) == 5
     sessions = (await api.get("/api/v1/conferences/ik-heinsberg-2027/sessions")).json()
@@ -64,10 +71,17 @@ async def test_conference_import_lists_five_forums_with_rooms(api: httpx.AsyncCl
 
 
 async def test_invalid_conference_names_the_field(api: httpx.AsyncClient) -> None:
-    body = {"conference": {"slug": "x-2027", "title": "T", "date": "2027-01-01",
-                           "timezone": "Mars/Olympus"},
-            "sessions": [{"key": "a", "kind": "plenary", "title": "A", "start": "10:00",
-                          "end": "09:00"}]}
+    body = {
+        "conference": {
+            "slug": "x-2027",
+            "title": "T",
+            "date": "2027-01-01",
+            "timezone": "Mars/Olympus",
+        },
+        "sessions": [
+            {"key": "a", "kind": "plenary", "title": "A", "start": "10:00", "end": "09:00"}
+        ],
+    }
     response = await api.post("/api/v1/conferences", json=body)
     assert response.status_code == 422
     locations = [tuple(e["loc"]) for e in response.json()["detail"]]
@@ -84,8 +98,13 @@ async def test_unknown_conference_is_404(api: httpx.AsyncClient) -> None:
 
 async def test_participant_crud_paging_and_search(api: httpx.AsyncClient) -> None:
     await _import_sample(api)
-    created = await _add(api, email="Noor.Haddad@Example.org", first_name="نور",
-                         last_name="الحسن", forum_choices=["arbeit", "sprache"])
+    created = await _add(
+        api,
+        email="Noor.Haddad@Example.org",
+        first_name="نور",
+        last_name="الحسن",
+        forum_choices=["arbeit", "sprache"],
+    )
     assert created["email"] == "noor.haddad@example.org"
     assert created["personal_url"].startswith("http://orchestrator.test/p/")
     assert len(created["personal_url"].rsplit("/", 1)[1]) >= 43  # 256 bits, base64url
@@ -97,8 +116,13 @@ async def test_participant_crud_paging_and_search(api: httpx.AsyncClient) -> Non
     assert page["total"] == 12 and len(page["items"]) == 2
     found = (await api.get(base, params={"q": "الحسن"})).json()
     assert [p["email"] for p in found["items"]] == ["noor.haddad@example.org"]
-    patched = await api.patch(f"{base}/{created['id']}", json={"organisation": "VHS"})
+    patched = await api.patch(
+        f"{base}/{created['id']}",
+        json={"organisation": "VHS", "forum_choices": ["sprache", "arbeit"]},
+    )
+    assert patched.status_code == 200, patched.text
     assert patched.json()["organisation"] == "VHS"
+    assert patched.json()["forum_choices"] == ["sprache", "arbeit"]  # swapped ranks
     assert (await api.delete(f"{base}/{created['id']}")).status_code == 204
     assert (await api.get(f"{base}/{created['id']}")).status_code == 404
 
@@ -121,10 +145,12 @@ async def test_participant_errors(api: httpx.AsyncClient) -> None:
 
 async def test_participant_import_all_or_nothing(api: httpx.AsyncClient) -> None:
     await _import_sample(api)
-    csv = ("email;first_name;last_name;forum_choice_1\n"
-           "a@example.org;Anna;Müller;sprache\n"
-           "kaputt;Bernd;B;sprache\n"
-           "c@example.org;Chidi;C;mars\n").encode("utf-8-sig")
+    csv = (
+        "email;first_name;last_name;forum_choice_1\n"
+        "a@example.org;Anna;Müller;sprache\n"
+        "kaputt;Bernd;B;sprache\n"
+        "c@example.org;Chidi;C;mars\n"
+    ).encode("utf-8-sig")
     url = "/api/v1/conferences/ik-heinsberg-2027/participants/import"
     rejected = await api.post(url, files={"file": ("people.csv", csv)})
     assert rejected.status_code == 422
@@ -132,8 +158,9 @@ async def test_participant_import_all_or_nothing(api: httpx.AsyncClient) -> None
     assert [e["row"] for e in report["errors"]] == [3, 4]
     participants = "/api/v1/conferences/ik-heinsberg-2027/participants"
     assert (await api.get(participants)).json()["total"] == 0
-    partial = await api.post(url, files={"file": ("people.csv", csv)},
-                             data={"skip_invalid": "true"})
+    partial = await api.post(
+        url, files={"file": ("people.csv", csv)}, data={"skip_invalid": "true"}
+    )
     assert partial.status_code == 200, partial.text
     assert partial.json()["created"] == 1 and partial.json()["skipped"] == 2
     assert (await api.get(participants)).json()["total"] == 1
@@ -141,8 +168,10 @@ async def test_participant_import_all_or_nothing(api: httpx.AsyncClient) -> None
 
 async def test_assignment_run_and_override(api: httpx.AsyncClient) -> None:
     await _import_sample(api)
-    people = [await _add(api, email=f"w{i}@example.org", forum_choices=["werte", "arbeit"])
-              for i in range(3)]
+    people = [
+        await _add(api, email=f"w{i}@example.org", forum_choices=["werte", "arbeit"])
+        for i in range(3)
+    ]
     report = (await api.post("/api/v1/conferences/ik-heinsberg-2027/assignments/run")).json()
     assert report["first_choice"] == 3
     target = f"/api/v1/conferences/ik-heinsberg-2027/participants/{people[0]['id']}/assignment"
@@ -150,8 +179,11 @@ async def test_assignment_run_and_override(api: httpx.AsyncClient) -> None:
     assert moved.status_code == 200 and moved.json()["forum"] == "bildung"
     assert moved.json()["assignment_source"] == "override"
     await api.post("/api/v1/conferences/ik-heinsberg-2027/assignments/run")
-    listed = (await api.get("/api/v1/conferences/ik-heinsberg-2027/participants",
-                            params={"forum": "bildung"})).json()
+    listed = (
+        await api.get(
+            "/api/v1/conferences/ik-heinsberg-2027/participants", params={"forum": "bildung"}
+        )
+    ).json()
     assert [p["email"] for p in listed["items"]] == ["w0@example.org"]
     forums = (await api.get("/api/v1/conferences/ik-heinsberg-2027/forums")).json()
     assert {f["key"]: f["assigned"] for f in forums}["werte"] == 2

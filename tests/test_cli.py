@@ -26,8 +26,9 @@ def _env(data_dir: Path, database_url: str | None = None) -> dict[str, str]:
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([ORCHESTRATOR, *args], env=env, capture_output=True, text=True,
-                          timeout=120, check=False)
+    return subprocess.run(
+        [ORCHESTRATOR, *args], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
 
 
 def _free_port() -> int:
@@ -48,9 +49,12 @@ def test_import_assign_round_trip(env: dict[str, str], tmp_path: Path) -> None:
     assert first.stdout.strip() == "ik-heinsberg-2027"
     assert cli(env, "conference", "import", str(SAMPLE_TOML)).returncode == 0
     people = tmp_path / "people.csv"
-    people.write_text("E-Mail;Vorname;Nachname;Forum 1;Forum 2\n"
-                      "a@example.org;Anna;Müller;sprache;werte\n"
-                      "b@example.org;Björn;Becker;werte;arbeit\n", encoding="utf-8-sig")
+    people.write_text(
+        "E-Mail;Vorname;Nachname;Forum 1;Forum 2\n"
+        "a@example.org;Anna;Müller;sprache;werte\n"
+        "b@example.org;Björn;Becker;werte;arbeit\n",
+        encoding="utf-8-sig",
+    )
     imported = cli(env, "participants", "import", "ik-heinsberg-2027", str(people))
     assert imported.returncode == 0, imported.stderr
     assert "2 neu" in imported.stdout
@@ -66,8 +70,7 @@ def test_bad_rows_exit_non_zero_with_row_numbers(env: dict[str, str], tmp_path: 
     result = cli(env, "participants", "import", "ik-heinsberg-2027", str(people))
     assert result.returncode == 1
     assert "Zeile 3" in result.stderr and "Traceback" not in result.stderr
-    skipped = cli(env, "participants", "import", "ik-heinsberg-2027", str(people),
-                  "--skip-invalid")
+    skipped = cli(env, "participants", "import", "ik-heinsberg-2027", str(people), "--skip-invalid")
     assert skipped.returncode == 0 and "1 neu" in skipped.stdout
 
 
@@ -115,8 +118,13 @@ def test_demo_serves_the_sample_conference(tmp_path: Path) -> None:
     """The README's first command: demo on the embedded default, then curl the API."""
     port = _free_port()
     env = _env(tmp_path / "data")
-    process = subprocess.Popen([ORCHESTRATOR, "demo", "--port", str(port)], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [ORCHESTRATOR, "demo", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         _wait_healthy(base, process)
@@ -125,8 +133,9 @@ def test_demo_serves_the_sample_conference(tmp_path: Path) -> None:
         conferences = httpx.get(f"{base}/api/v1/conferences", headers=headers).json()
         assert [c["slug"] for c in conferences] == ["ik-heinsberg-2027"]
         assert len(conferences[0]["forums"]) == 5
-        people = httpx.get(f"{base}/api/v1/conferences/ik-heinsberg-2027/participants",
-                           headers=headers).json()
+        people = httpx.get(
+            f"{base}/api/v1/conferences/ik-heinsberg-2027/participants", headers=headers
+        ).json()
         assert people["total"] == 301  # 300 generated and the organiser
         assert sum(1 for p in people["items"] if p["forum"]) > 0
     finally:

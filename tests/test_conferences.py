@@ -48,13 +48,13 @@ async def test_import_twice_updates_never_duplicates(session: AsyncSession) -> N
     assert all(item.sequence == 0 for item in again.sessions)
 
 
-async def test_moving_a_session_raises_its_sequence(session: AsyncSession,
-                                                     tmp_path: Path) -> None:
+async def test_moving_a_session_raises_its_sequence(session: AsyncSession, tmp_path: Path) -> None:
     await load_sample(session)
     moved = tmp_path / "moved.toml"
-    moved.write_text(SAMPLE_TOML.read_text(encoding="utf-8").replace('start = "11:00"',
-                                                                      'start = "11:15"'),
-                     encoding="utf-8")
+    moved.write_text(
+        SAMPLE_TOML.read_text(encoding="utf-8").replace('start = "11:00"', 'start = "11:15"'),
+        encoding="utf-8",
+    )
     outcome = await import_file(session, moved)
     await session.commit()
     assert "Sitzung forums verschoben" in outcome.changes
@@ -69,8 +69,13 @@ async def test_forum_removed_from_file_is_refused_when_people_chose_it(
 ) -> None:
     conference = await load_sample(session)
     werte = repository.forum_by_key(conference, "werte")
-    session.add(Person(conference_id=conference.id, email="a@example.org",
-                       choices=[ForumChoice(forum_id=werte.id, rank=1)]))
+    session.add(
+        Person(
+            conference_id=conference.id,
+            email="a@example.org",
+            choices=[ForumChoice(forum_id=werte.id, rank=1)],
+        )
+    )
     await session.commit()
     text = SAMPLE_TOML.read_text(encoding="utf-8")
     start = text.index('[[forums]]\nkey = "werte"')
@@ -83,14 +88,17 @@ async def test_forum_removed_from_file_is_refused_when_people_chose_it(
     assert await _count(session, Forum) == 5
 
 
-@pytest.mark.parametrize(("needle", "replacement", "field"), [
-    ('timezone = "Europe/Berlin"', 'timezone = "Europe/Heinsberg"', "conference.timezone"),
-    ('slug = "ik-heinsberg-2027"', 'slug = "IK Heinsberg"', "conference.slug"),
-    ('end = "10:45"', 'end = "09:00"', "sessions.0"),
-    ("capacity = 40", "capacity = -1", "forums.0.capacity"),
-    ('title = "Foren"', 'title = "Foren\\r\\nX"', "sessions.1.title"),
-    ('key = "werte"', 'key = "sprache"', "forums"),
-])
+@pytest.mark.parametrize(
+    ("needle", "replacement", "field"),
+    [
+        ('timezone = "Europe/Berlin"', 'timezone = "Europe/Heinsberg"', "conference.timezone"),
+        ('slug = "ik-heinsberg-2027"', 'slug = "IK Heinsberg"', "conference.slug"),
+        ('end = "10:45"', 'end = "09:00"', "sessions.0"),
+        ("capacity = 40", "capacity = -1", "forums.0.capacity"),
+        ('title = "Foren"', 'title = "Foren\\r\\nX"', "sessions.1.title"),
+        ('key = "werte"', 'key = "sprache"', "forums"),
+    ],
+)
 async def test_invalid_files_name_the_field(
     session: AsyncSession, tmp_path: Path, needle: str, replacement: str, field: str
 ) -> None:

@@ -15,8 +15,10 @@ from orchestrator.errors import ConfigurationError
 def test_defaults_run_on_a_fresh_machine(tmp_path: Path) -> None:
     settings = prepare(Settings(_env_file=None, data_dir=tmp_path / "d"))
     assert settings.base_url == "http://127.0.0.1:8000"
-    assert settings.resolved_database_url == f"sqlite:///{(tmp_path / 'd').resolve()}/" \
+    assert (
+        settings.resolved_database_url == f"sqlite:///{(tmp_path / 'd').resolve()}/"
         "orchestrator.sqlite3"
+    )
     assert settings.jitsi_domain == "meet.jitsi"
 
 
@@ -36,8 +38,9 @@ def test_secrets_are_generated_once_and_private(tmp_path: Path) -> None:
 def test_placeholders_refused_outside_development(tmp_path: Path, value: str) -> None:
     with pytest.raises(ConfigurationError, match="ORCH_JITSI_APP_SECRET"):
         prepare(Settings(_env_file=None, data_dir=tmp_path, jitsi_app_secret=value))
-    dev = prepare(Settings(_env_file=None, data_dir=tmp_path, jitsi_app_secret=value,
-                           env="development"))
+    dev = prepare(
+        Settings(_env_file=None, data_dir=tmp_path, jitsi_app_secret=value, env="development")
+    )
     assert dev.jitsi_app_secret == value
 
 

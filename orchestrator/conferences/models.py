@@ -71,7 +71,8 @@ class Conference(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     sessions: Mapped[list[ConferenceSession]] = relationship(
-        back_populates="conference", cascade="all, delete-orphan",
+        back_populates="conference",
+        cascade="all, delete-orphan",
         order_by="ConferenceSession.starts_at",
     )
     forums: Mapped[list[Forum]] = relationship(

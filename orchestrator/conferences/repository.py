@@ -43,12 +43,14 @@ async def forum_fill(session: AsyncSession, conference_id: int) -> dict[int, int
     statement = (
         select(Assignment.forum_id, func.count())
         .join(Forum, Forum.id == Assignment.forum_id)
-        .where(Forum.conference_id == conference_id,
-               Assignment.status == AssignmentStatus.ASSIGNED)
+        .where(Forum.conference_id == conference_id, Assignment.status == AssignmentStatus.ASSIGNED)
         .group_by(Assignment.forum_id)
     )
-    return {forum_id: count for forum_id, count in (await session.execute(statement)).all()
-            if forum_id is not None}
+    return {
+        forum_id: count
+        for forum_id, count in (await session.execute(statement)).all()
+        if forum_id is not None
+    }
 
 
 def forum_by_key(conference: Conference, key: str) -> Forum:

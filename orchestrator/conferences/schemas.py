@@ -100,8 +100,9 @@ class ForumSpec(_Spec):
     title: Line = Field(min_length=1)
     description: Annotated[str, StringConstraints(max_length=5000)] = ""
     capacity: int = Field(ge=0, le=100_000)
-    in_person_room: Annotated[str, StringConstraints(max_length=200),
-                              AfterValidator(single_line)] = ""
+    in_person_room: Annotated[
+        str, StringConstraints(max_length=200), AfterValidator(single_line)
+    ] = ""
     room_template: Key = "forum"
     session: Key | None = None  # the breakout round; defaults to the only one
     invited_experts: list[Line] = Field(default_factory=list)
@@ -194,8 +195,9 @@ class ConferencePatch(_Spec):
     lead_theme: Line | None = None
     organiser: Line | None = None
     organiser_email: EmailStr | None = None
-    venue: Annotated[str, StringConstraints(max_length=500),
-                     AfterValidator(single_line)] | None = None
+    venue: Annotated[str, StringConstraints(max_length=500), AfterValidator(single_line)] | None = (
+        None
+    )
     mode: ConferenceMode | None = None
     status: ConferenceStatus | None = None
     retention_days: int | None = Field(default=None, gt=0, le=3650)

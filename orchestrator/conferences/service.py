@@ -67,8 +67,10 @@ def parse_spec_file(path: Path) -> ConferenceSpec:
 def _aware(spec: SessionSpec, info: ConferenceInfo) -> tuple[datetime, datetime]:
     zone = ZoneInfo(info.timezone)
     day = spec.date or info.date
-    return (datetime.combine(day, spec.start, tzinfo=zone),
-            datetime.combine(day, spec.end, tzinfo=zone))
+    return (
+        datetime.combine(day, spec.start, tzinfo=zone),
+        datetime.combine(day, spec.end, tzinfo=zone),
+    )
 
 
 def _apply_info(conference: Conference, info: ConferenceInfo) -> None:
@@ -95,8 +97,9 @@ def _apply_session(item: ConferenceSession, spec: SessionSpec, info: ConferenceI
     return moved
 
 
-def _apply_forum(forum: Forum, spec: ForumSpec, position: int,
-                 rounds: dict[str, ConferenceSession]) -> None:
+def _apply_forum(
+    forum: Forum, spec: ForumSpec, position: int, rounds: dict[str, ConferenceSession]
+) -> None:
     forum.title = spec.title
     forum.description = spec.description
     forum.capacity = spec.capacity
@@ -115,8 +118,9 @@ async def _forum_in_use(session: AsyncSession, forum: Forum) -> bool:
     return bool((await session.execute(used)).scalar())
 
 
-async def _sync_sessions(session: AsyncSession, conference: Conference, spec: ConferenceSpec,
-                         changes: list[str]) -> None:
+async def _sync_sessions(
+    session: AsyncSession, conference: Conference, spec: ConferenceSpec, changes: list[str]
+) -> None:
     existing = {item.key: item for item in conference.sessions}
     for item_spec in spec.sessions:
         item = existing.pop(item_spec.key, None)
@@ -129,18 +133,23 @@ async def _sync_sessions(session: AsyncSession, conference: Conference, spec: Co
             item.sequence += 1
             changes.append(f"Sitzung {item_spec.key} verschoben")
     for key, item in existing.items():
-        if any(forum.session is item for forum in conference.forums
-               if forum.key in {f.key for f in spec.forums}):
+        if any(
+            forum.session is item
+            for forum in conference.forums
+            if forum.key in {f.key for f in spec.forums}
+        ):
             raise ConflictError(f"Sitzung {key!r} fehlt in der Datei, hat aber noch Foren.")
         conference.sessions.remove(item)
         changes.append(f"Sitzung {key} entfernt")
     await session.flush()
 
 
-async def _sync_forums(session: AsyncSession, conference: Conference, spec: ConferenceSpec,
-                       changes: list[str]) -> None:
-    rounds = {item.key: item for item in conference.sessions
-              if item.kind is SessionKind.BREAKOUT_ROUND}
+async def _sync_forums(
+    session: AsyncSession, conference: Conference, spec: ConferenceSpec, changes: list[str]
+) -> None:
+    rounds = {
+        item.key: item for item in conference.sessions if item.kind is SessionKind.BREAKOUT_ROUND
+    }
     existing = {forum.key: forum for forum in conference.forums}
     for position, forum_spec in enumerate(spec.forums):
         forum = existing.pop(forum_spec.key, None)
@@ -208,19 +217,29 @@ def _local(moment: datetime, zone: ZoneInfo) -> datetime:
 
 def session_out(item: ConferenceSession, zone: ZoneInfo) -> SessionOut:
     return SessionOut(
-        key=item.key, kind=item.kind, title=item.title, starts_at=_local(item.starts_at, zone),
-        ends_at=_local(item.ends_at, zone), status=item.status.value, room=item.room_name,
+        key=item.key,
+        kind=item.kind,
+        title=item.title,
+        starts_at=_local(item.starts_at, zone),
+        ends_at=_local(item.ends_at, zone),
+        status=item.status.value,
+        room=item.room_name,
         sequence=item.sequence,
     )
 
 
 def forum_out(forum: Forum, assigned: int | None = None) -> ForumOut:
     return ForumOut(
-        key=forum.key, title=forum.title, description=forum.description,
-        capacity=forum.capacity, in_person_room=forum.in_person_room,
-        room_template=forum.room_template, room=forum.room_name,
+        key=forum.key,
+        title=forum.title,
+        description=forum.description,
+        capacity=forum.capacity,
+        in_person_room=forum.in_person_room,
+        room_template=forum.room_template,
+        room=forum.room_name,
         session=forum.session.key if forum.session else None,
-        invited_experts=list(forum.invited_experts), assigned=assigned,
+        invited_experts=list(forum.invited_experts),
+        assigned=assigned,
     )
 
 
@@ -228,12 +247,20 @@ def to_out(conference: Conference, fill: dict[int, int] | None = None) -> Confer
     """The API's view of an edition: times in its own zone, forums with their rooms."""
     zone = ZoneInfo(conference.timezone)
     return ConferenceOut(
-        slug=conference.slug, title=conference.title, lead_theme=conference.lead_theme,
-        organiser=conference.organiser, organiser_email=conference.organiser_email,
-        timezone=conference.timezone, venue=conference.venue, mode=conference.mode,
-        status=conference.status, retention_days=conference.retention_days,
+        slug=conference.slug,
+        title=conference.title,
+        lead_theme=conference.lead_theme,
+        organiser=conference.organiser,
+        organiser_email=conference.organiser_email,
+        timezone=conference.timezone,
+        venue=conference.venue,
+        mode=conference.mode,
+        status=conference.status,
+        retention_days=conference.retention_days,
         reminders=list(conference.reminder_offsets),
         sessions=[session_out(item, zone) for item in conference.sessions],
-        forums=[forum_out(forum, None if fill is None else fill.get(forum.id, 0))
-                for forum in conference.forums],
+        forums=[
+            forum_out(forum, None if fill is None else fill.get(forum.id, 0))
+            for forum in conference.forums
+        ],
     )

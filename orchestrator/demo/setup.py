@@ -31,16 +31,27 @@ async def load(session: AsyncSession, count: int) -> DemoSummary:
     outcome = await conferences.import_file(session, SAMPLE_CONFERENCE)
     conference = await repository.get_by_slug(session, outcome.conference.slug)
     rows = people.generate(count, [forum.key for forum in conference.forums], seed=1)
-    rows.append({"email": conference.organiser_email or "ki@example.org",
-                 "first_name": "Orga", "last_name": "Team", "organisation": conference.organiser,
-                 "role": "organiser", "attendance_mode": "in_person", "language": "de"})
-    await importing.import_rows(session, conference, list(enumerate(rows, start=2)),
-                                skip_invalid=False)
+    rows.append(
+        {
+            "email": conference.organiser_email or "ki@example.org",
+            "first_name": "Orga",
+            "last_name": "Team",
+            "organisation": conference.organiser,
+            "role": "organiser",
+            "attendance_mode": "in_person",
+            "language": "de",
+        }
+    )
+    await importing.import_rows(
+        session, conference, list(enumerate(rows, start=2)), skip_invalid=False
+    )
     report = await assignment.run_assignment(session, conference)
     return DemoSummary(
-        slug=conference.slug, forums=len(conference.forums),
+        slug=conference.slug,
+        forums=len(conference.forums),
         people=await participants.count(session, conference.id),
-        first_choice=report.first_choice, second_choice=report.second_choice,
+        first_choice=report.first_choice,
+        second_choice=report.second_choice,
     )
 
 
@@ -48,18 +59,20 @@ def banner(settings: Settings, summary: DemoSummary) -> str:
     """What to open and try, printed before the server starts."""
     key_file = settings.secrets_dir / "api_key"
     base = settings.base_url
-    return "\n".join([
-        "",
-        "Demo bereit / demo ready",
-        f"  Konferenz:      {summary.slug} ({summary.forums} Foren, {summary.people} Personen;"
-        f" {summary.first_choice} im Erstwunsch, {summary.second_choice} im Zweitwunsch)",
-        f"  Datenverzeichnis: {settings.data_dir.resolve()}",
-        f"  API:            {base}/api/v1/conferences",
-        f"  API-Dokumentation: {base}/docs  (OpenAPI: {base}/openapi.json)",
-        f"  API-Schlüssel:  {settings.api_key}  (Datei {key_file})",
-        f"  Ausprobieren:   curl -H 'Authorization: Bearer {settings.api_key}' "
-        f"{base}/api/v1/conferences",
-        f"  Zustand:        {base}/healthz",
-        "  Beenden mit Strg+C / stop with Ctrl+C",
-        "",
-    ])
+    return "\n".join(
+        [
+            "",
+            "Demo bereit / demo ready",
+            f"  Konferenz:      {summary.slug} ({summary.forums} Foren, {summary.people} Personen;"
+            f" {summary.first_choice} im Erstwunsch, {summary.second_choice} im Zweitwunsch)",
+            f"  Datenverzeichnis: {settings.data_dir.resolve()}",
+            f"  API:            {base}/api/v1/conferences",
+            f"  API-Dokumentation: {base}/docs  (OpenAPI: {base}/openapi.json)",
+            f"  API-Schlüssel:  {settings.api_key}  (Datei {key_file})",
+            f"  Ausprobieren:   curl -H 'Authorization: Bearer {settings.api_key}' "
+            f"{base}/api/v1/conferences",
+            f"  Zustand:        {base}/healthz",
+            "  Beenden mit Strg+C / stop with Ctrl+C",
+            "",
+        ]
+    )

@@ -38,5 +38,8 @@ if connection is not None:
 else:
     from orchestrator.config import get_settings
 
-    asyncio.run(_run_on_url(config.get_main_option("sqlalchemy.url")
-                            or get_settings().resolved_database_url))
+    asyncio.run(
+        _run_on_url(
+            config.get_main_option("sqlalchemy.url") or get_settings().resolved_database_url
+        )
+    )

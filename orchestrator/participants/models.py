@@ -82,7 +82,9 @@ class Person(Base):
 
     conference: Mapped[Conference] = relationship(back_populates="people")
     choices: Mapped[list[ForumChoice]] = relationship(
-        back_populates="person", cascade="all, delete-orphan", order_by="ForumChoice.rank",
+        back_populates="person",
+        cascade="all, delete-orphan",
+        order_by="ForumChoice.rank",
         passive_deletes=True,
     )
     assignments: Mapped[list[Assignment]] = relationship(

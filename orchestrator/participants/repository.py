@@ -19,43 +19,57 @@ _WITH_RELATIONS = (
 )
 
 
-def _filtered(
-    conference_id: int, query: str | None, forum_key: str | None
-) -> Select[Person]:
+def _filtered(conference_id: int, query: str | None, forum_key: str | None) -> Select[Person]:
     statement = select(Person).where(Person.conference_id == conference_id)
     if query:
         pattern = f"%{query.strip().lower()}%"
         full_name = func.lower(Person.first_name + " " + Person.last_name)
-        statement = statement.where(or_(
-            full_name.like(pattern), func.lower(Person.email).like(pattern),
-            func.lower(Person.organisation).like(pattern),
-        ))
+        statement = statement.where(
+            or_(
+                full_name.like(pattern),
+                func.lower(Person.email).like(pattern),
+                func.lower(Person.organisation).like(pattern),
+            )
+        )
     if forum_key:
-        statement = statement.where(Person.assignments.any(
-            (Assignment.status == AssignmentStatus.ASSIGNED)
-            & Assignment.forum.has(Forum.key == forum_key)
-        ))
+        statement = statement.where(
+            Person.assignments.any(
+                (Assignment.status == AssignmentStatus.ASSIGNED)
+                & Assignment.forum.has(Forum.key == forum_key)
+            )
+        )
     return statement
 
 
 async def page(
-    session: AsyncSession, conference_id: int, *, query: str | None = None,
-    forum_key: str | None = None, offset: int = 0, limit: int = 50,
+    session: AsyncSession,
+    conference_id: int,
+    *,
+    query: str | None = None,
+    forum_key: str | None = None,
+    offset: int = 0,
+    limit: int = 50,
 ) -> tuple[Sequence[Person], int]:
     """One page of people (by last name, first name, email) and the total that match."""
     statement = _filtered(conference_id, query, forum_key)
-    total = (await session.execute(
-        select(func.count()).select_from(statement.subquery())
-    )).scalar_one()
-    ordered = (statement.order_by(Person.last_name, Person.first_name, Person.email)
-               .offset(offset).limit(limit).options(*_WITH_RELATIONS))
+    total = (
+        await session.execute(select(func.count()).select_from(statement.subquery()))
+    ).scalar_one()
+    ordered = (
+        statement.order_by(Person.last_name, Person.first_name, Person.email)
+        .offset(offset)
+        .limit(limit)
+        .options(*_WITH_RELATIONS)
+    )
     return (await session.execute(ordered)).scalars().all(), total
 
 
 async def get(session: AsyncSession, conference_id: int, person_id: uuid.UUID) -> Person:
-    statement = (select(Person)
-                 .where(Person.conference_id == conference_id, Person.id == person_id)
-                 .options(*_WITH_RELATIONS))
+    statement = (
+        select(Person)
+        .where(Person.conference_id == conference_id, Person.id == person_id)
+        .options(*_WITH_RELATIONS)
+    )
     person = (await session.execute(statement)).scalar_one_or_none()
     if person is None:
         raise NotFoundError("Person nicht gefunden.")
@@ -63,12 +77,14 @@ async def get(session: AsyncSession, conference_id: int, person_id: uuid.UUID) -
 
 
 async def find_by_email(session: AsyncSession, conference_id: int, email: str) -> Person | None:
-    statement = select(Person).where(Person.conference_id == conference_id,
-                                     Person.email == email.strip().lower())
+    statement = select(Person).where(
+        Person.conference_id == conference_id, Person.email == email.strip().lower()
+    )
     return (await session.execute(statement)).scalar_one_or_none()
 
 
 async def count(session: AsyncSession, conference_id: int) -> int:
-    statement = select(func.count()).select_from(Person).where(
-        Person.conference_id == conference_id)
+    statement = (
+        select(func.count()).select_from(Person).where(Person.conference_id == conference_id)
+    )
     return (await session.execute(statement)).scalar_one()

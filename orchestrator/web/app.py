@@ -33,8 +33,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         await engine.dispose()
 
-    app = FastAPI(title="Konferenz-Orchestrator", version=__version__, lifespan=lifespan,
-                  openapi_url="/openapi.json")
+    app = FastAPI(
+        title="Konferenz-Orchestrator",
+        version=__version__,
+        lifespan=lifespan,
+        openapi_url="/openapi.json",
+    )
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = session_factory(engine)

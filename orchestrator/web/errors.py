@@ -25,8 +25,11 @@ async def _integrity_error(_request: Request, error: Exception) -> JSONResponse:
     # A race lost against a unique constraint: the other writer won; nothing half done.
     log.warning("web.integrity_error", extra={"error": str(error).splitlines()[0]})
     return JSONResponse(
-        {"detail": "Der Datensatz wurde gleichzeitig geändert oder existiert bereits.",
-         "code": "conflict"}, status_code=409,
+        {
+            "detail": "Der Datensatz wurde gleichzeitig geändert oder existiert bereits.",
+            "code": "conflict",
+        },
+        status_code=409,
     )
 
 

@@ -22,7 +22,9 @@ class OverrideIn(BaseModel):
 
 @router.post("/assignments/run")
 async def run_assignment(
-    conference: ConferenceBySlug, session: DbSession, settings: AppSettings,
+    conference: ConferenceBySlug,
+    session: DbSession,
+    settings: AppSettings,
     overflow: Annotated[Literal["most_room", "waitlist"] | None, Query()] = None,
 ) -> dict[str, Any]:
     """Run the balancer; organiser overrides and self-service choices are kept."""
@@ -34,8 +36,11 @@ async def run_assignment(
 
 @router.put("/participants/{person_id}/assignment")
 async def override_assignment(
-    person_id: uuid.UUID, body: OverrideIn, conference: ConferenceBySlug,
-    session: DbSession, settings: AppSettings,
+    person_id: uuid.UUID,
+    body: OverrideIn,
+    conference: ConferenceBySlug,
+    session: DbSession,
+    settings: AppSettings,
 ) -> PersonOut:
     """Put a person into a forum (or onto the waiting list); the balancer keeps it."""
     await assignment.set_override(session, conference, person_id, body.forum, force=body.force)
@@ -44,8 +49,7 @@ async def override_assignment(
     return service.to_out(person, settings.base_url)
 
 
-@router.delete("/participants/{person_id}/assignment",
-               status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/participants/{person_id}/assignment", status_code=status.HTTP_204_NO_CONTENT)
 async def clear_override(
     person_id: uuid.UUID, conference: ConferenceBySlug, session: DbSession
 ) -> None:

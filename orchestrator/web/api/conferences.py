@@ -43,11 +43,13 @@ async def create_conference(
     return await _save(session, spec, response)
 
 
-@router.post("/import", status_code=status.HTTP_201_CREATED,
-             responses={200: {"model": ConferenceOut}})
+@router.post(
+    "/import", status_code=status.HTTP_201_CREATED, responses={200: {"model": ConferenceOut}}
+)
 async def import_conference(
     file: Annotated[UploadFile, File(description="conference TOML")],
-    session: DbSession, response: Response,
+    session: DbSession,
+    response: Response,
 ) -> ConferenceOut:
     """Upload a conference TOML file (idempotent: a second upload updates)."""
     try:
@@ -68,9 +70,7 @@ async def get_conference(conference: ConferenceBySlug, session: DbSession) -> Co
 
 
 @router.patch("/{slug}")
-async def update_conference(
-    slug: str, patch: ConferencePatch, session: DbSession
-) -> ConferenceOut:
+async def update_conference(slug: str, patch: ConferencePatch, session: DbSession) -> ConferenceOut:
     conference = await service.update(session, slug, patch)
     return service.to_out(conference, await repository.forum_fill(session, conference.id))
 

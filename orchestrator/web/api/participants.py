@@ -17,7 +17,9 @@ router = APIRouter(prefix="/conferences/{slug}/participants", tags=["participant
 
 @router.get("")
 async def list_participants(
-    conference: ConferenceBySlug, session: DbSession, settings: AppSettings,
+    conference: ConferenceBySlug,
+    session: DbSession,
+    settings: AppSettings,
     q: Annotated[str | None, Query(max_length=200, description="name, email or org")] = None,
     forum: Annotated[str | None, Query(max_length=40, description="assigned forum key")] = None,
     offset: Annotated[int, Query(ge=0)] = 0,
@@ -27,8 +29,12 @@ async def list_participants(
     people, total = await repository.page(
         session, conference.id, query=q, forum_key=forum, offset=offset, limit=limit
     )
-    return PersonPage(items=[service.to_out(p, settings.base_url) for p in people],
-                      total=total, offset=offset, limit=limit)
+    return PersonPage(
+        items=[service.to_out(p, settings.base_url) for p in people],
+        total=total,
+        offset=offset,
+        limit=limit,
+    )
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -40,14 +46,18 @@ async def create_participant(
 
 @router.post("/import")
 async def import_participants(
-    conference: ConferenceBySlug, session: DbSession,
+    conference: ConferenceBySlug,
+    session: DbSession,
     file: Annotated[UploadFile, File(description="CSV (; or ,) or XLSX")],
     skip_invalid: Annotated[bool, Form()] = False,
 ) -> dict[str, Any]:
     """Import a file; with bad rows nothing is imported (422 with every bad row) unless
     `skip_invalid` is set."""
     report = await importing.import_file(
-        session, conference, file.filename or "upload.csv", await read_limited(file),
+        session,
+        conference,
+        file.filename or "upload.csv",
+        await read_limited(file),
         skip_invalid=skip_invalid,
     )
     return report.as_dict()
@@ -55,17 +65,23 @@ async def import_participants(
 
 @router.get("/{person_id}")
 async def get_participant(
-    person_id: uuid.UUID, conference: ConferenceBySlug, session: DbSession,
+    person_id: uuid.UUID,
+    conference: ConferenceBySlug,
+    session: DbSession,
     settings: AppSettings,
 ) -> PersonOut:
-    return service.to_out(await repository.get(session, conference.id, person_id),
-                          settings.base_url)
+    return service.to_out(
+        await repository.get(session, conference.id, person_id), settings.base_url
+    )
 
 
 @router.patch("/{person_id}")
 async def update_participant(
-    person_id: uuid.UUID, patch: PersonPatch, conference: ConferenceBySlug,
-    session: DbSession, settings: AppSettings,
+    person_id: uuid.UUID,
+    patch: PersonPatch,
+    conference: ConferenceBySlug,
+    session: DbSession,
+    settings: AppSettings,
 ) -> PersonOut:
     person = await service.update(session, conference, person_id, patch)
     return service.to_out(person, settings.base_url)
