@@ -142,8 +142,13 @@ def conference_import(file: Annotated[Path, typer.Argument(help="conference TOML
     from orchestrator.conferences import service
 
     settings = _settings()
+    from orchestrator.rooms.templates import load_templates
+
     spec = run_sync(lambda: service.parse_spec_file(file))
-    outcome = run(lambda: _with_db(settings, lambda s: service.import_spec(s, spec), migrate=True))
+    templates = run_sync(lambda: load_templates(settings.room_templates_dir))
+    outcome = run(
+        lambda: _with_db(settings, lambda s: service.import_spec(s, spec, templates), migrate=True)
+    )
     for change in outcome.changes:
         typer.echo(f"  {change}", err=True)
     typer.echo(outcome.conference.slug)
@@ -240,8 +245,9 @@ def _serve(settings: Settings, host: str, port: int) -> None:
         raise fail(f"Port {port} auf {host} ist belegt; wählen Sie einen anderen mit --port.")
     if "base_url" not in settings.model_fields_set and port != 8000:
         settings.base_url = f"http://{host}:{port}"
+    app = run_sync(lambda: create_app(settings))
     uvicorn.run(
-        create_app(settings),
+        app,
         host=host,
         port=port,
         log_level="info",

@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     jitsi_prosody_url: str = "http://prosody:5280"
     jitsi_webhook_secret: str | None = None
 
+    # room_templates/ of the source tree; the Docker image sets its own path.
+    room_templates_dir: Path = Path(__file__).resolve().parents[1] / "room_templates"
+
     assignment_overflow: Literal["most_room", "waitlist"] = Field(default="most_room")
 
     @field_validator("base_url", "jitsi_base_url", "jitsi_prosody_url")

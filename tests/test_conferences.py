@@ -11,7 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchestrator.conferences import repository
 from orchestrator.conferences.models import ConferenceSession, Forum
-from orchestrator.conferences.service import import_file
+from orchestrator.conferences.service import (
+    check_templates,
+    import_file,
+    parse_spec_file,
+    plenary_room,
+)
 from orchestrator.errors import ConflictError, InvalidInputError
 from orchestrator.participants.models import ForumChoice, Person
 from tests.conftest import SAMPLE_TOML, load_sample
@@ -30,8 +35,11 @@ async def test_sample_conference_is_imported_in_its_time_zone(session: AsyncSess
     opening = repository.session_by_key(conference, "opening")
     # 09:30 in Berlin in March (CET, UTC+1) is 08:30 UTC.
     assert opening.starts_at == datetime(2027, 3, 18, 8, 30, tzinfo=UTC)
-    assert opening.room_name and opening.room_name.startswith("opening-")
-    assert repository.session_by_key(conference, "forums").room_name is None
+    opening_room = plenary_room(opening)
+    assert opening_room is not None and opening_room.name.startswith("opening-")
+    assert opening_room.template == "plenary"
+    assert plenary_room(repository.session_by_key(conference, "forums")) is None
+    assert len(conference.rooms) == 2 + 5  # two plenaries, five forums
     arbeit = repository.forum_by_key(conference, "arbeit")
     assert arbeit.capacity == 50 and len(arbeit.invited_experts) == 4
     assert arbeit.session is not None and arbeit.session.key == "forums"
@@ -39,12 +47,13 @@ async def test_sample_conference_is_imported_in_its_time_zone(session: AsyncSess
 
 async def test_import_twice_updates_never_duplicates(session: AsyncSession) -> None:
     first = await load_sample(session)
-    rooms = {forum.key: forum.room_name for forum in first.forums}
+    rooms = {forum.key: forum.room.name for forum in first.forums if forum.room}
     await load_sample(session)
     assert await _count(session, Forum) == 5
     assert await _count(session, ConferenceSession) == 3
     again = await repository.get_by_slug(session, "ik-heinsberg-2027")
-    assert {forum.key: forum.room_name for forum in again.forums} == rooms  # stable rooms
+    assert {forum.key: forum.room.name for forum in again.forums if forum.room} == rooms
+    assert len(rooms) == 5 and len(again.rooms) == 7  # stable, never duplicated
     assert all(item.sequence == 0 for item in again.sessions)
 
 
@@ -109,6 +118,16 @@ async def test_invalid_files_name_the_field(
     with pytest.raises(InvalidInputError, match=field.replace(".", r"\.")):
         await import_file(session, bad)
     assert await _count(session, Forum) == 0
+
+
+async def test_unknown_room_template_is_refused(tmp_path: Path) -> None:
+    spec = parse_spec_file(SAMPLE_TOML)
+    check_templates(spec, {"plenary", "forum"})
+    bad = spec.model_copy(
+        update={"forums": [spec.forums[0].model_copy(update={"room_template": "kino"})]}
+    )
+    with pytest.raises(InvalidInputError, match=r"forums\.sprache\.room_template"):
+        check_templates(bad, {"plenary", "forum"})
 
 
 async def test_not_toml_is_a_clear_error(session: AsyncSession, tmp_path: Path) -> None:

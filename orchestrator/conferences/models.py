@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import secrets
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import JSON, CheckConstraint, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -15,6 +14,7 @@ from orchestrator.enums import str_enum
 
 if TYPE_CHECKING:
     from orchestrator.participants.models import Person
+    from orchestrator.rooms.models import Room
 
 
 class ConferenceMode(StrEnum):
@@ -39,12 +39,6 @@ class SessionKind(StrEnum):
 class SessionStatus(StrEnum):
     SCHEDULED = "scheduled"
     CANCELLED = "cancelled"
-
-
-def new_room_name(key: str) -> str:
-    """A lowercase [a-z0-9-] Jitsi room name: readable prefix, 80 random bits."""
-    prefix = "".join(c if c.isascii() and c.isalnum() else "-" for c in key.lower()).strip("-")
-    return f"{prefix[:40] or 'room'}-{secrets.token_hex(10)}"
 
 
 class Conference(Base):
@@ -78,6 +72,9 @@ class Conference(Base):
     forums: Mapped[list[Forum]] = relationship(
         back_populates="conference", cascade="all, delete-orphan", order_by="Forum.position"
     )
+    rooms: Mapped[list[Room]] = relationship(
+        back_populates="conference", cascade="all, delete-orphan", passive_deletes=True
+    )
     people: Mapped[list[Person]] = relationship(
         back_populates="conference", cascade="all, delete-orphan", passive_deletes=True
     )
@@ -102,13 +99,13 @@ class ConferenceSession(Base):
     status: Mapped[SessionStatus] = mapped_column(
         str_enum(SessionStatus, "session_status"), default=SessionStatus.SCHEDULED
     )
-    # Jitsi room of a plenary session; breakout rounds use their forums' rooms.
-    room_name: Mapped[str | None] = mapped_column(String(80), unique=True)
     # Raised on every change of time or place so calendar updates carry SEQUENCE+1.
     sequence: Mapped[int] = mapped_column(default=0)
 
     conference: Mapped[Conference] = relationship(back_populates="sessions")
     forums: Mapped[list[Forum]] = relationship(back_populates="session")
+    # A plenary's own room, or the forum rooms of a breakout round.
+    rooms: Mapped[list[Room]] = relationship(back_populates="session")
 
     __table_args__ = (
         UniqueConstraint("conference_id", "key"),
@@ -134,18 +131,14 @@ class Forum(Base):
     capacity: Mapped[int]
     in_person_room: Mapped[str] = mapped_column(String(200), default="")
     room_template: Mapped[str] = mapped_column(String(40), default="forum")
-    room_name: Mapped[str] = mapped_column(String(80), unique=True)
     invited_experts: Mapped[list[str]] = mapped_column(JSON, default=list)
     position: Mapped[int] = mapped_column(default=0)
 
     conference: Mapped[Conference] = relationship(back_populates="forums")
     session: Mapped[ConferenceSession | None] = relationship(back_populates="forums")
+    room: Mapped[Room | None] = relationship(back_populates="forum", cascade="all, delete-orphan")
 
     __table_args__ = (
         UniqueConstraint("conference_id", "key"),
         CheckConstraint("capacity >= 0", name="capacity_not_negative"),
     )
-
-    def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("room_name", new_room_name(str(kwargs.get("key", "forum"))))
-        super().__init__(**kwargs)

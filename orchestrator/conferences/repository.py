@@ -11,14 +11,18 @@ from sqlalchemy.orm import selectinload
 from orchestrator.conferences.models import Conference, ConferenceSession, Forum
 from orchestrator.errors import NotFoundError
 from orchestrator.participants.models import Assignment, AssignmentStatus
+from orchestrator.rooms.models import Room
+
+# Everything `to_out` and the room rules read, loaded up front (no lazy loads under asyncio).
+CONFERENCE_GRAPH = (
+    selectinload(Conference.sessions).selectinload(ConferenceSession.rooms),
+    selectinload(Conference.forums).selectinload(Forum.room),
+    selectinload(Conference.rooms).selectinload(Room.session),
+)
 
 
 async def find_by_slug(session: AsyncSession, slug: str) -> Conference | None:
-    statement = (
-        select(Conference)
-        .where(Conference.slug == slug)
-        .options(selectinload(Conference.sessions), selectinload(Conference.forums))
-    )
+    statement = select(Conference).where(Conference.slug == slug).options(*CONFERENCE_GRAPH)
     return (await session.execute(statement)).scalar_one_or_none()
 
 
@@ -33,7 +37,7 @@ async def list_all(session: AsyncSession) -> Sequence[Conference]:
     statement = (
         select(Conference)
         .order_by(Conference.created_at.desc(), Conference.id.desc())
-        .options(selectinload(Conference.sessions), selectinload(Conference.forums))
+        .options(*CONFERENCE_GRAPH)
     )
     return (await session.execute(statement)).scalars().all()
 

@@ -87,6 +87,7 @@ class SessionSpec(_Spec):
     start: time
     end: time
     date: dt.date | None = None  # defaults to the conference's date
+    room_template: Key = "plenary"  # used by plenary sessions (their own room)
 
     @model_validator(mode="after")
     def _ends_after_start(self) -> SessionSpec:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -18,7 +19,6 @@ from orchestrator.conferences.models import (
     ConferenceSession,
     Forum,
     SessionKind,
-    new_room_name,
 )
 from orchestrator.conferences.schemas import (
     ConferenceInfo,
@@ -32,6 +32,7 @@ from orchestrator.conferences.schemas import (
 )
 from orchestrator.errors import ConflictError, InvalidInputError
 from orchestrator.participants.models import Assignment, ForumChoice
+from orchestrator.rooms.models import Room, RoomKind
 
 
 @dataclass
@@ -92,9 +93,36 @@ def _apply_session(item: ConferenceSession, spec: SessionSpec, info: ConferenceI
     moved = item.starts_at != starts_at or item.ends_at != ends_at
     item.kind, item.title = spec.kind, spec.title
     item.starts_at, item.ends_at = starts_at, ends_at
-    if spec.kind is SessionKind.PLENARY and item.room_name is None:
-        item.room_name = new_room_name(spec.key)
     return moved
+
+
+def plenary_room(item: ConferenceSession) -> Room | None:
+    return next((room for room in item.rooms if room.kind is RoomKind.PLENARY), None)
+
+
+def _sync_plenary_room(conference: Conference, item: ConferenceSession, spec: SessionSpec) -> None:
+    """A plenary session has its own room; a breakout round has none (its forums do)."""
+    room = plenary_room(item)
+    if spec.kind is not SessionKind.PLENARY:
+        if room is not None:
+            conference.rooms.remove(room)
+            item.rooms.remove(room)
+        return
+    if room is None:
+        room = Room(kind=RoomKind.PLENARY, name_hint=spec.key, template=spec.room_template)
+        # Append through the owning collections: SQLAlchemy 2 does not cascade along backrefs.
+        conference.rooms.append(room)
+        item.rooms.append(room)
+    room.template = spec.room_template
+
+
+def _sync_forum_room(conference: Conference, forum: Forum) -> None:
+    if forum.room is None:
+        room = Room(kind=RoomKind.FORUM, name_hint=forum.key, template=forum.room_template)
+        conference.rooms.append(room)
+        forum.room = room
+    forum.room.template = forum.room_template
+    forum.room.session = forum.session
 
 
 def _apply_forum(
@@ -125,13 +153,14 @@ async def _sync_sessions(
     for item_spec in spec.sessions:
         item = existing.pop(item_spec.key, None)
         if item is None:
-            item = ConferenceSession(key=item_spec.key, sequence=0)
+            item = ConferenceSession(key=item_spec.key, sequence=0, rooms=[])
             conference.sessions.append(item)
             _apply_session(item, item_spec, spec.conference)
             changes.append(f"Sitzung {item_spec.key} angelegt")
         elif _apply_session(item, item_spec, spec.conference):
             item.sequence += 1
             changes.append(f"Sitzung {item_spec.key} verschoben")
+        _sync_plenary_room(conference, item, item_spec)
     for key, item in existing.items():
         if any(
             forum.session is item
@@ -139,6 +168,8 @@ async def _sync_sessions(
             if forum.key in {f.key for f in spec.forums}
         ):
             raise ConflictError(f"Sitzung {key!r} fehlt in der Datei, hat aber noch Foren.")
+        if (room := plenary_room(item)) is not None:
+            conference.rooms.remove(room)
         conference.sessions.remove(item)
         changes.append(f"Sitzung {key} entfernt")
     await session.flush()
@@ -158,6 +189,7 @@ async def _sync_forums(
             conference.forums.append(forum)
             changes.append(f"Forum {forum_spec.key} angelegt")
         _apply_forum(forum, forum_spec, position, rounds)
+        _sync_forum_room(conference, forum)
     for key, forum in existing.items():
         if await _forum_in_use(session, forum):
             raise ConflictError(
@@ -168,12 +200,28 @@ async def _sync_forums(
         changes.append(f"Forum {key} entfernt")
 
 
-async def import_spec(session: AsyncSession, spec: ConferenceSpec) -> ImportOutcome:
+def check_templates(spec: ConferenceSpec, known: Collection[str]) -> None:
+    """Every room template the spec names must exist (room_templates/)."""
+    named = [(f"forums.{f.key}", f.room_template) for f in spec.forums] + [
+        (f"sessions.{s.key}", s.room_template)
+        for s in spec.sessions
+        if s.kind is SessionKind.PLENARY
+    ]
+    for where, template in named:
+        if template not in known:
+            raise InvalidInputError(f"{where}.room_template: keine Raumvorlage {template!r}")
+
+
+async def import_spec(
+    session: AsyncSession, spec: ConferenceSpec, templates: Collection[str] | None = None
+) -> ImportOutcome:
     """Create the edition or update it in place (matched by slug, sessions and forums by key)."""
+    if templates is not None:
+        check_templates(spec, templates)
     conference = await repository.find_by_slug(session, spec.conference.slug)
     created = conference is None
     if conference is None:
-        conference = Conference(slug=spec.conference.slug, sessions=[], forums=[])
+        conference = Conference(slug=spec.conference.slug, sessions=[], forums=[], rooms=[])
         session.add(conference)
     outcome = ImportOutcome(conference=conference, created=created)
     _apply_info(conference, spec.conference)
@@ -183,9 +231,11 @@ async def import_spec(session: AsyncSession, spec: ConferenceSpec) -> ImportOutc
     return outcome
 
 
-async def import_file(session: AsyncSession, path: Path) -> ImportOutcome:
+async def import_file(
+    session: AsyncSession, path: Path, templates: Collection[str] | None = None
+) -> ImportOutcome:
     """`orchestrator conference import FILE.toml`: idempotent create-or-update."""
-    return await import_spec(session, parse_spec_file(path))
+    return await import_spec(session, parse_spec_file(path), templates)
 
 
 async def update(session: AsyncSession, slug: str, patch: ConferencePatch) -> Conference:
@@ -223,7 +273,7 @@ def session_out(item: ConferenceSession, zone: ZoneInfo) -> SessionOut:
         starts_at=_local(item.starts_at, zone),
         ends_at=_local(item.ends_at, zone),
         status=item.status.value,
-        room=item.room_name,
+        room=room.name if (room := plenary_room(item)) else None,
         sequence=item.sequence,
     )
 
@@ -236,7 +286,7 @@ def forum_out(forum: Forum, assigned: int | None = None) -> ForumOut:
         capacity=forum.capacity,
         in_person_room=forum.in_person_room,
         room_template=forum.room_template,
-        room=forum.room_name,
+        room=forum.room.name if forum.room else "",
         session=forum.session.key if forum.session else None,
         invited_experts=list(forum.invited_experts),
         assigned=assigned,

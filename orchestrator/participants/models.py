@@ -23,6 +23,7 @@ class Role(StrEnum):
     MODERATOR = "moderator"
     REFERENT = "referent"
     ORGANISER = "organiser"
+    ROOM_SYSTEM = "room_system"  # the video device of an in-person forum room
 
 
 class AttendanceMode(StrEnum):

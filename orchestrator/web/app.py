@@ -8,11 +8,14 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, Depends, FastAPI
 
 from orchestrator import __version__
+from orchestrator.clock import Clock, system_clock
 from orchestrator.config import Settings, get_settings
 from orchestrator.db import create_engine, session_factory
-from orchestrator.web import errors, health
-from orchestrator.web.api import assignments, conferences, participants
-from orchestrator.web.deps import require_staff
+from orchestrator.rooms.templates import load_templates
+from orchestrator.web import errors, health, join
+from orchestrator.web.api import assignments, conferences, participants, rooms
+from orchestrator.web.deps import require_jitsi, require_staff
+from orchestrator.web.jitsi import reservation
 
 
 def _api() -> APIRouter:
@@ -20,12 +23,21 @@ def _api() -> APIRouter:
     api.include_router(conferences.router)
     api.include_router(participants.router)
     api.include_router(assignments.router)
+    api.include_router(rooms.router)
     return api
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def _jitsi() -> APIRouter:
+    """Callbacks from prosody (reservations, event_sync), authenticated by the shared secret."""
+    callbacks = APIRouter(prefix="/jitsi", dependencies=[Depends(require_jitsi)])
+    callbacks.include_router(reservation.router)
+    return callbacks
+
+
+def create_app(settings: Settings | None = None, clock: Clock = system_clock) -> FastAPI:
     """Build the app; the engine is created at startup and disposed at shutdown."""
     settings = settings or get_settings()
+    templates = load_templates(settings.room_templates_dir)
     engine = create_engine(settings.resolved_database_url, pool_pre_ping=True)
 
     @asynccontextmanager
@@ -42,7 +54,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = session_factory(engine)
+    app.state.room_templates = templates
+    app.state.clock = clock
     errors.install(app)
     app.include_router(_api())
+    app.include_router(_jitsi())
+    app.include_router(join.router)
     app.include_router(health.router)
     return app

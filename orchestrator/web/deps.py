@@ -10,10 +10,12 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from orchestrator.clock import Clock
 from orchestrator.conferences import repository as conferences
 from orchestrator.conferences.models import Conference
 from orchestrator.config import Settings
 from orchestrator.db import transaction
+from orchestrator.rooms.templates import RoomTemplate
 
 
 def get_settings(request: Request) -> Settings:
@@ -54,3 +56,37 @@ async def _conference(slug: str, session: DbSession) -> Conference:
 
 
 ConferenceBySlug = Annotated[Conference, Depends(_conference)]
+
+
+_jitsi_bearer = HTTPBearer(auto_error=False, description="ORCH_JITSI_WEBHOOK_SECRET")
+
+
+def require_jitsi(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_jitsi_bearer)],
+) -> None:
+    """Jitsi callbacks (event_sync, reservations): `Authorization: Bearer` the webhook secret."""
+    expected: str = request.app.state.settings.require("jitsi_webhook_secret")
+    given = credentials.credentials if credentials else ""
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            detail="unauthorized",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+def get_templates(request: Request) -> dict[str, RoomTemplate]:
+    templates: dict[str, RoomTemplate] = request.app.state.room_templates
+    return templates
+
+
+RoomTemplates = Annotated[dict[str, RoomTemplate], Depends(get_templates)]
+
+
+def get_clock(request: Request) -> Clock:
+    clock: Clock = request.app.state.clock
+    return clock
+
+
+AppClock = Annotated[Clock, Depends(get_clock)]

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-21 08:08:44.225037
+Create Date: 2026-11-21
 """
 
 from collections.abc import Sequence
@@ -46,7 +46,7 @@ def upgrade() -> None:
     sa.Column('first_name', sa.String(length=100), nullable=False),
     sa.Column('last_name', sa.String(length=100), nullable=False),
     sa.Column('organisation', sa.String(length=200), nullable=False),
-    sa.Column('role', sa.Enum('participant', 'moderator', 'referent', 'organiser', name='person_role', native_enum=False, create_constraint=True, length=19), nullable=False),
+    sa.Column('role', sa.Enum('participant', 'moderator', 'referent', 'organiser', 'room_system', name='person_role', native_enum=False, create_constraint=True, length=19), nullable=False),
     sa.Column('attendance_mode', sa.Enum('online', 'in_person', 'undecided', name='attendance_mode', native_enum=False, create_constraint=True, length=17), nullable=False),
     sa.Column('language', sa.Enum('de', 'en', name='person_language', native_enum=False, create_constraint=True, length=10), nullable=False),
     sa.Column('consent', sa.Boolean(), nullable=False),
@@ -71,13 +71,11 @@ def upgrade() -> None:
     sa.Column('starts_at', orchestrator.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('ends_at', orchestrator.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('status', sa.Enum('scheduled', 'cancelled', name='session_status', native_enum=False, create_constraint=True, length=17), nullable=False),
-    sa.Column('room_name', sa.String(length=80), nullable=True),
     sa.Column('sequence', sa.Integer(), nullable=False),
     sa.CheckConstraint('ends_at > starts_at', name=op.f('ck_sessions_ends_after_start')),
     sa.ForeignKeyConstraint(['conference_id'], ['conferences.id'], name=op.f('fk_sessions_conference_id_conferences'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_sessions')),
-    sa.UniqueConstraint('conference_id', 'key', name=op.f('uq_sessions_conference_id_key')),
-    sa.UniqueConstraint('room_name', name=op.f('uq_sessions_room_name'))
+    sa.UniqueConstraint('conference_id', 'key', name=op.f('uq_sessions_conference_id_key'))
     )
     with op.batch_alter_table('sessions', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_sessions_conference_id'), ['conference_id'], unique=False)
@@ -92,15 +90,13 @@ def upgrade() -> None:
     sa.Column('capacity', sa.Integer(), nullable=False),
     sa.Column('in_person_room', sa.String(length=200), nullable=False),
     sa.Column('room_template', sa.String(length=40), nullable=False),
-    sa.Column('room_name', sa.String(length=80), nullable=False),
     sa.Column('invited_experts', sa.JSON(), nullable=False),
     sa.Column('position', sa.Integer(), nullable=False),
     sa.CheckConstraint('capacity >= 0', name=op.f('ck_forums_capacity_not_negative')),
     sa.ForeignKeyConstraint(['conference_id'], ['conferences.id'], name=op.f('fk_forums_conference_id_conferences'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['session_id'], ['sessions.id'], name=op.f('fk_forums_session_id_sessions'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_forums')),
-    sa.UniqueConstraint('conference_id', 'key', name=op.f('uq_forums_conference_id_key')),
-    sa.UniqueConstraint('room_name', name=op.f('uq_forums_room_name'))
+    sa.UniqueConstraint('conference_id', 'key', name=op.f('uq_forums_conference_id_key'))
     )
     with op.batch_alter_table('forums', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_forums_conference_id'), ['conference_id'], unique=False)
@@ -141,11 +137,38 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_forum_choices_forum_id'), ['forum_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_forum_choices_person_id'), ['person_id'], unique=False)
 
+    op.create_table('rooms',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('conference_id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=80), nullable=False),
+    sa.Column('kind', sa.Enum('plenary', 'forum', name='room_kind', native_enum=False, create_constraint=True, length=15), nullable=False),
+    sa.Column('session_id', sa.Integer(), nullable=True),
+    sa.Column('forum_id', sa.Integer(), nullable=True),
+    sa.Column('template', sa.String(length=40), nullable=False),
+    sa.Column('manual_state', sa.Enum('scheduled', 'open', 'closed', 'ended', name='room_manual_state', native_enum=False, create_constraint=True, length=17), nullable=True),
+    sa.Column('extended_until', orchestrator.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', orchestrator.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['conference_id'], ['conferences.id'], name=op.f('fk_rooms_conference_id_conferences'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['forum_id'], ['forums.id'], name=op.f('fk_rooms_forum_id_forums'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['session_id'], ['sessions.id'], name=op.f('fk_rooms_session_id_sessions'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_rooms')),
+    sa.UniqueConstraint('forum_id', name=op.f('uq_rooms_forum_id')),
+    sa.UniqueConstraint('name', name=op.f('uq_rooms_name'))
+    )
+    with op.batch_alter_table('rooms', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_rooms_conference_id'), ['conference_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_rooms_session_id'), ['session_id'], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table('rooms', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_rooms_session_id'))
+        batch_op.drop_index(batch_op.f('ix_rooms_conference_id'))
+
+    op.drop_table('rooms')
     with op.batch_alter_table('forum_choices', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_forum_choices_person_id'))
         batch_op.drop_index(batch_op.f('ix_forum_choices_forum_id'))

@@ -17,7 +17,7 @@ from orchestrator.conferences.schemas import (
     SessionOut,
 )
 from orchestrator.errors import InvalidInputError
-from orchestrator.web.deps import ConferenceBySlug, DbSession
+from orchestrator.web.deps import ConferenceBySlug, DbSession, RoomTemplates
 from orchestrator.web.uploads import read_limited
 
 router = APIRouter(prefix="/conferences", tags=["conferences"])
@@ -28,8 +28,10 @@ async def list_conferences(session: DbSession) -> list[ConferenceOut]:
     return [service.to_out(conference) for conference in await repository.list_all(session)]
 
 
-async def _save(session: DbSession, spec: ConferenceSpec, response: Response) -> ConferenceOut:
-    outcome = await service.import_spec(session, spec)
+async def _save(
+    session: DbSession, spec: ConferenceSpec, response: Response, templates: RoomTemplates
+) -> ConferenceOut:
+    outcome = await service.import_spec(session, spec, templates)
     response.status_code = status.HTTP_201_CREATED if outcome.created else status.HTTP_200_OK
     conference = await repository.get_by_slug(session, outcome.conference.slug)
     return service.to_out(conference, await repository.forum_fill(session, conference.id))
@@ -37,10 +39,10 @@ async def _save(session: DbSession, spec: ConferenceSpec, response: Response) ->
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses={200: {"model": ConferenceOut}})
 async def create_conference(
-    spec: ConferenceSpec, session: DbSession, response: Response
+    spec: ConferenceSpec, session: DbSession, response: Response, templates: RoomTemplates
 ) -> ConferenceOut:
     """Create an edition from the same shape as the TOML file, or update it by slug."""
-    return await _save(session, spec, response)
+    return await _save(session, spec, response, templates)
 
 
 @router.post(
@@ -50,6 +52,7 @@ async def import_conference(
     file: Annotated[UploadFile, File(description="conference TOML")],
     session: DbSession,
     response: Response,
+    templates: RoomTemplates,
 ) -> ConferenceOut:
     """Upload a conference TOML file (idempotent: a second upload updates)."""
     try:
@@ -61,7 +64,7 @@ async def import_conference(
         raise InvalidInputError(
             f"{file.filename}: {service.describe_validation_error(error)}"
         ) from None
-    return await _save(session, spec, response)
+    return await _save(session, spec, response, templates)
 
 
 @router.get("/{slug}")

@@ -1,0 +1,67 @@
+"""A Jitsi room of a conference: a forum's room or a plenary session's room."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from orchestrator.db import Base, utcnow
+from orchestrator.enums import str_enum
+
+if TYPE_CHECKING:
+    from orchestrator.conferences.models import Conference, ConferenceSession, Forum
+
+
+class RoomKind(StrEnum):
+    PLENARY = "plenary"
+    FORUM = "forum"
+
+
+class RoomState(StrEnum):
+    SCHEDULED = "scheduled"  # before its window opens
+    OPEN = "open"  # people may enter
+    CLOSED = "closed"  # after its window, or closed by a moderator
+    ENDED = "ended"  # ended for everyone by a moderator; stays ended
+
+
+def new_room_name(key: str) -> str:
+    """A lowercase [a-z0-9-] Jitsi room name: a readable prefix and 80 random bits."""
+    prefix = "".join(c if c.isascii() and c.isalnum() else "-" for c in key.lower()).strip("-")
+    return f"{prefix[:40] or 'room'}-{secrets.token_hex(10)}"
+
+
+class Room(Base):
+    __tablename__ = "rooms"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conference_id: Mapped[int] = mapped_column(
+        ForeignKey("conferences.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+    kind: Mapped[RoomKind] = mapped_column(str_enum(RoomKind, "room_kind"))
+    # The plenary session, or the breakout round the forum runs in: the room's window.
+    session_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sessions.id", ondelete="SET NULL"), index=True
+    )
+    forum_id: Mapped[int | None] = mapped_column(
+        ForeignKey("forums.id", ondelete="CASCADE"), unique=True
+    )
+    template: Mapped[str] = mapped_column(String(40))
+    # A moderator's open/close/end beats the timeline; None follows the session window.
+    manual_state: Mapped[RoomState | None] = mapped_column(str_enum(RoomState, "room_manual_state"))
+    extended_until: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    conference: Mapped[Conference] = relationship(back_populates="rooms")
+    session: Mapped[ConferenceSession | None] = relationship(back_populates="rooms")
+    forum: Mapped[Forum | None] = relationship(back_populates="room")
+
+    def __init__(self, **kwargs: Any) -> None:
+        hint = kwargs.pop("name_hint", "room")
+        kwargs.setdefault("name", new_room_name(hint))
+        super().__init__(**kwargs)
