@@ -3,6 +3,7 @@
 from orchestrator.conferences.models import Conference, ConferenceSession, Forum
 from orchestrator.db import Base
 from orchestrator.participants.models import Assignment, ForumChoice, Person
+from orchestrator.rooms.models import JoinClick, Room, RoomReservation
 
 __all__ = [
     "Assignment",
@@ -11,5 +12,8 @@ __all__ = [
     "ConferenceSession",
     "Forum",
     "ForumChoice",
+    "JoinClick",
     "Person",
+    "Room",
+    "RoomReservation",
 ]

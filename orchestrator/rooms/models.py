@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import uuid
 from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -65,3 +66,42 @@ class Room(Base):
         hint = kwargs.pop("name_hint", "room")
         kwargs.setdefault("name", new_room_name(hint))
         super().__init__(**kwargs)
+
+
+class JoinOutcome(StrEnum):
+    REDIRECTED = "redirected"
+    TOO_EARLY = "too_early"
+    TOO_LATE = "too_late"
+    CLOSED = "closed"
+    NOT_ALLOWED = "not_allowed"
+
+
+class JoinClick(Base):
+    """A click on a personal join link, and what came of it."""
+
+    __tablename__ = "join_clicks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("people.id", ondelete="CASCADE"), index=True
+    )
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"), index=True)
+    clicked_at: Mapped[datetime] = mapped_column(default=utcnow)
+    outcome: Mapped[JoinOutcome] = mapped_column(str_enum(JoinOutcome, "join_outcome"))
+    moderator: Mapped[bool] = mapped_column(default=False)
+
+
+class RoomReservation(Base):
+    """Prosody's request to create a room (mod_reservations), answered with our id."""
+
+    __tablename__ = "room_reservations"
+
+    # The id prosody stores and later sends back in GET/DELETE /conference/{id}.
+    id: Mapped[int] = mapped_column(primary_key=True)
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    mail_owner: Mapped[str] = mapped_column(String(320), default="")
+    start_time: Mapped[datetime]
+    duration: Mapped[int]  # seconds prosody lets the room live
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    deleted_at: Mapped[datetime | None]

@@ -15,7 +15,7 @@ from orchestrator.rooms.templates import load_templates
 from orchestrator.web import errors, health, join
 from orchestrator.web.api import assignments, conferences, participants, rooms
 from orchestrator.web.deps import require_jitsi, require_staff
-from orchestrator.web.jitsi import reservation
+from orchestrator.web.jitsi import keys, reservation
 
 
 def _api() -> APIRouter:
@@ -60,5 +60,6 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock) ->
     app.include_router(_api())
     app.include_router(_jitsi())
     app.include_router(join.router)
+    app.include_router(keys.router)  # public: prosody cannot send our secret when fetching
     app.include_router(health.router)
     return app
