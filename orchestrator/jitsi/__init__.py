@@ -1,0 +1,1 @@
+"""The Jitsi adapter: JWTs we mint, prosody's HTTP endpoints, event_sync payloads."""
