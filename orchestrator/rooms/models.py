@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import secrets
+import unicodedata
 import uuid
 from datetime import datetime
 from enum import StrEnum
@@ -32,8 +34,9 @@ class RoomState(StrEnum):
 
 def new_room_name(key: str) -> str:
     """A lowercase [a-z0-9-] Jitsi room name: a readable prefix and 80 random bits."""
-    prefix = "".join(c if c.isascii() and c.isalnum() else "-" for c in key.lower()).strip("-")
-    return f"{prefix[:40] or 'room'}-{secrets.token_hex(10)}"
+    ascii_key = unicodedata.normalize("NFKD", key.lower().replace("ß", "ss"))
+    prefix = re.sub(r"[^a-z0-9]+", "-", ascii_key.encode("ascii", "ignore").decode()).strip("-")
+    return f"{prefix[:40].rstrip('-') or 'room'}-{secrets.token_hex(10)}"
 
 
 class Room(Base):
