@@ -2,17 +2,21 @@
 
 from orchestrator.conferences.models import Conference, ConferenceSession, Forum
 from orchestrator.db import Base
+from orchestrator.invitations.models import CalendarEntry
+from orchestrator.mail.models import OutboxMessage
 from orchestrator.participants.models import Assignment, ForumChoice, Person
 from orchestrator.rooms.models import JoinClick, Room, RoomReservation
 
 __all__ = [
     "Assignment",
     "Base",
+    "CalendarEntry",
     "Conference",
     "ConferenceSession",
     "Forum",
     "ForumChoice",
     "JoinClick",
+    "OutboxMessage",
     "Person",
     "Room",
     "RoomReservation",

@@ -37,6 +37,13 @@ class Language(StrEnum):
     EN = "en"
 
 
+class Rsvp(StrEnum):
+    NEEDS_ACTION = "needs_action"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    TENTATIVE = "tentative"
+
+
 class AssignmentStatus(StrEnum):
     ASSIGNED = "assigned"
     WAITLISTED = "waitlisted"
@@ -77,6 +84,9 @@ class Person(Base):
     )
     consent: Mapped[bool] = mapped_column(default=False)
     consent_at: Mapped[datetime | None]
+    rsvp: Mapped[Rsvp] = mapped_column(str_enum(Rsvp, "person_rsvp"), default=Rsvp.NEEDS_ACTION)
+    rsvp_at: Mapped[datetime | None]
+    invited_at: Mapped[datetime | None]  # first invitation queued
     token: Mapped[str] = mapped_column(String(64), unique=True, default=new_personal_token)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -1,0 +1,1 @@
+"""Calendar invitations: what each person's calendar holds, updates and cancellations."""

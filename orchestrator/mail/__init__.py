@@ -1,0 +1,1 @@
+"""Outgoing mail: the persistent outbox, rendering from templates, and the SMTP sender."""
