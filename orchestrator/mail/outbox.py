@@ -1,0 +1,104 @@
+"""Putting rendered mail into the outbox: idempotent by dedup key, Message-ID fixed at once."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from email import policy
+from email.message import EmailMessage
+from email.utils import format_datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from orchestrator.db import utcnow
+from orchestrator.mail.models import OutboxMessage, OutboxState
+
+_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One rendered mail to queue."""
+
+    kind: str
+    dedup_key: str
+    recipient: str
+    message: EmailMessage
+    conference_id: int | None = None
+    person_id: uuid.UUID | None = None
+
+
+def finalise(message: EmailMessage, message_domain: str, now: datetime) -> str:
+    """Give the message its stable Message-ID and Date; returns the Message-ID."""
+    message_id = f"<{uuid.uuid4().hex}@{message_domain}>"
+    del message["Message-ID"], message["Date"]
+    message["Message-ID"] = message_id
+    message["Date"] = format_datetime(now)
+    return message_id
+
+
+async def existing_keys(session: AsyncSession, keys: Sequence[str]) -> set[str]:
+    """Which of these dedup keys are already in the outbox."""
+    found: set[str] = set()
+    for start in range(0, len(keys), _CHUNK):
+        chunk = keys[start : start + _CHUNK]
+        rows = await session.execute(
+            select(OutboxMessage.dedup_key).where(OutboxMessage.dedup_key.in_(chunk))
+        )
+        found.update(rows.scalars())
+    return found
+
+
+async def enqueue_many(
+    session: AsyncSession,
+    items: Iterable[Outgoing],
+    *,
+    message_domain: str,
+    now: datetime | None = None,
+) -> int:
+    """Store each mail not queued before (by dedup key); returns how many were added."""
+    items = list(items)
+    now = now or utcnow()
+    known = await existing_keys(session, [item.dedup_key for item in items])
+    added = 0
+    for item in items:
+        if item.dedup_key in known:
+            continue
+        known.add(item.dedup_key)
+        message_id = finalise(item.message, message_domain, now)
+        session.add(
+            OutboxMessage(
+                kind=item.kind,
+                dedup_key=item.dedup_key,
+                recipient=item.recipient,
+                subject=str(item.message["Subject"] or ""),
+                message_id=message_id,
+                body=item.message.as_bytes(policy=policy.SMTP),
+                conference_id=item.conference_id,
+                person_id=item.person_id,
+                state=OutboxState.QUEUED,
+                next_attempt_at=now,
+                created_at=now,
+            )
+        )
+        added += 1
+    await session.flush()
+    return added
+
+
+async def counts_by_state(
+    session: AsyncSession, conference_id: int | None = None, kind: str | None = None
+) -> dict[str, int]:
+    """How many messages are in each state (for progress bars and dashboards)."""
+    statement = select(OutboxMessage.state, func.count()).group_by(OutboxMessage.state)
+    if conference_id is not None:
+        statement = statement.where(OutboxMessage.conference_id == conference_id)
+    if kind is not None:
+        statement = statement.where(OutboxMessage.kind == kind)
+    counts = {state.value: 0 for state in OutboxState}
+    for state, count in (await session.execute(statement)).all():
+        counts[state.value] = count
+    return counts
