@@ -36,4 +36,6 @@ class CalendarEntry(Base):
     status: Mapped[EntryStatus] = mapped_column(
         str_enum(EntryStatus, "calendar_entry_status"), default=EntryStatus.REQUESTED
     )
+    # Hash of what was sent (time, place, title, links): a change means an update is due.
+    fingerprint: Mapped[str] = mapped_column(String(64), default="")
     sent_at: Mapped[datetime] = mapped_column(default=utcnow)

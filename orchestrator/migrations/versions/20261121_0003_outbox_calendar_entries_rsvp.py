@@ -56,6 +56,7 @@ def upgrade() -> None:
     sa.Column('uid', sa.String(length=250), nullable=False),
     sa.Column('sequence', sa.Integer(), nullable=False),
     sa.Column('status', sa.Enum('requested', 'cancelled', name='calendar_entry_status', native_enum=False, create_constraint=True, length=17), nullable=False),
+    sa.Column('fingerprint', sa.String(length=64), nullable=False),
     sa.Column('sent_at', orchestrator.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['forum_id'], ['forums.id'], name=op.f('fk_calendar_entries_forum_id_forums'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['person_id'], ['people.id'], name=op.f('fk_calendar_entries_person_id_people'), ondelete='CASCADE'),
