@@ -10,7 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from orchestrator.db import Base, utcnow
@@ -108,3 +108,14 @@ class RoomReservation(Base):
     duration: Mapped[int]  # seconds prosody lets the room live
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     deleted_at: Mapped[datetime | None]
+
+    # At most one live reservation per room, even when two requests race.
+    __table_args__ = (
+        Index(
+            "uq_room_reservations_active",
+            "room_id",
+            unique=True,
+            postgresql_where=text("deleted_at IS NULL"),
+            sqlite_where=text("deleted_at IS NULL"),
+        ),
+    )

@@ -15,6 +15,7 @@ from orchestrator.conferences import repository as conferences
 from orchestrator.conferences.models import Conference
 from orchestrator.config import Settings
 from orchestrator.db import transaction
+from orchestrator.errors import OrchestratorError
 from orchestrator.rooms.templates import RoomTemplate
 
 
@@ -56,6 +57,11 @@ async def _conference(slug: str, session: DbSession) -> Conference:
 
 
 ConferenceBySlug = Annotated[Conference, Depends(_conference)]
+
+
+class JitsiUnauthorizedError(OrchestratorError):
+    status_code = 401
+    code = "unauthorized"
 
 
 _jitsi_bearer = HTTPBearer(auto_error=False, description="ORCH_JITSI_WEBHOOK_SECRET")

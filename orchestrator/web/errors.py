@@ -15,7 +15,12 @@ log = logging.getLogger(__name__)
 
 async def _orchestrator_error(_request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, OrchestratorError)
-    body: dict[str, object] = {"detail": error.message, "code": error.code}
+    # `message` too: prosody shows that field of a refusal to the person joining.
+    body: dict[str, object] = {
+        "detail": error.message,
+        "message": error.message,
+        "code": error.code,
+    }
     if error.details is not None:
         body["report" if error.code == "import_rejected" else "details"] = error.details
     return JSONResponse(body, status_code=error.status_code)

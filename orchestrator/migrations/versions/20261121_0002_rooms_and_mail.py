@@ -1,7 +1,7 @@
-"""outbox, calendar entries, rsvp
+"""Join clicks, room reservations, outbox, calendar entries, RSVP
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0002
+Revises: 0001
 Create Date: 2026-11-21
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import orchestrator.db
 
-revision: str = '0003'
-down_revision: str | None = '0002'
+revision: str = '0002'
+down_revision: str | None = '0001'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -68,6 +68,37 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_calendar_entries_person_id'), ['person_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_calendar_entries_session_id'), ['session_id'], unique=False)
 
+    op.create_table('join_clicks',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('person_id', sa.Uuid(), nullable=False),
+    sa.Column('room_id', sa.Integer(), nullable=False),
+    sa.Column('clicked_at', orchestrator.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('outcome', sa.Enum('redirected', 'too_early', 'too_late', 'closed', 'not_allowed', name='join_outcome', native_enum=False, create_constraint=True, length=19), nullable=False),
+    sa.Column('moderator', sa.Boolean(), nullable=False),
+    sa.ForeignKeyConstraint(['person_id'], ['people.id'], name=op.f('fk_join_clicks_person_id_people'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['room_id'], ['rooms.id'], name=op.f('fk_join_clicks_room_id_rooms'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_join_clicks'))
+    )
+    with op.batch_alter_table('join_clicks', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_join_clicks_person_id'), ['person_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_join_clicks_room_id'), ['room_id'], unique=False)
+
+    op.create_table('room_reservations',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('room_id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('mail_owner', sa.String(length=320), nullable=False),
+    sa.Column('start_time', orchestrator.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('duration', sa.Integer(), nullable=False),
+    sa.Column('created_at', orchestrator.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('deleted_at', orchestrator.db.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['room_id'], ['rooms.id'], name=op.f('fk_room_reservations_room_id_rooms'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_room_reservations'))
+    )
+    with op.batch_alter_table('room_reservations', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_room_reservations_room_id'), ['room_id'], unique=False)
+        batch_op.create_index('uq_room_reservations_active', ['room_id'], unique=True, postgresql_where=sa.text('deleted_at IS NULL'), sqlite_where=sa.text('deleted_at IS NULL'))
+
     with op.batch_alter_table('people', schema=None) as batch_op:
         batch_op.add_column(sa.Column('rsvp', sa.Enum('needs_action', 'accepted', 'declined', 'tentative', name='person_rsvp', native_enum=False, create_constraint=True, length=20), nullable=False, server_default='needs_action'))
         batch_op.add_column(sa.Column('rsvp_at', orchestrator.db.UTCDateTime(timezone=True), nullable=True))
@@ -83,6 +114,16 @@ def downgrade() -> None:
         batch_op.drop_column('rsvp_at')
         batch_op.drop_column('rsvp')
 
+    with op.batch_alter_table('room_reservations', schema=None) as batch_op:
+        batch_op.drop_index('uq_room_reservations_active', postgresql_where=sa.text('deleted_at IS NULL'), sqlite_where=sa.text('deleted_at IS NULL'))
+        batch_op.drop_index(batch_op.f('ix_room_reservations_room_id'))
+
+    op.drop_table('room_reservations')
+    with op.batch_alter_table('join_clicks', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_join_clicks_room_id'))
+        batch_op.drop_index(batch_op.f('ix_join_clicks_person_id'))
+
+    op.drop_table('join_clicks')
     with op.batch_alter_table('calendar_entries', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_calendar_entries_session_id'))
         batch_op.drop_index(batch_op.f('ix_calendar_entries_person_id'))
