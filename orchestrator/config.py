@@ -54,6 +54,14 @@ class Settings(BaseSettings):
     jitsi_domain: str = "meet.jitsi"
     jitsi_prosody_url: str = "http://prosody:5280"
     jitsi_webhook_secret: str | None = None
+    # MUC component of room JIDs (room@MUC); unset: muc.{jitsi_domain}, docker-jitsi-meet's
+    # XMPP_MUC_DOMAIN default.
+    jitsi_muc_domain: str | None = None
+    # Key id (JWT header kid) of our RS256 system token for muc_end_meeting.
+    jitsi_asap_key_id: str = Field(default="orchestrator-system", min_length=1)
+    # Seconds per prosody HTTP attempt (connect and read), and retries after the first attempt.
+    jitsi_http_timeout: float = Field(default=3.0, gt=0)
+    jitsi_http_retries: int = Field(default=2, ge=0, le=5)
 
     # room_templates/ of the source tree; the Docker image sets its own path.
     room_templates_dir: Path = Path(__file__).resolve().parents[1] / "room_templates"

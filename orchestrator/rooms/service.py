@@ -98,3 +98,18 @@ async def get_by_name(session: AsyncSession, name: str) -> Room:
     if room is None:
         raise NotFoundError(f"Raum {name!r} gibt es nicht.")
     return room
+
+
+async def get_by_ref(session: AsyncSession, ref: str) -> Room:
+    """A room by its numeric id or its Jitsi name (staff API paths accept either)."""
+    room = None
+    if ref.isdecimal():
+        options = [selectinload(Room.session), selectinload(Room.forum)]
+        room = await session.get(Room, int(ref), options=options)
+    return room or await get_by_name(session, ref)
+
+
+async def mark_ended(session: AsyncSession, room: Room) -> None:
+    """A moderator ended the room: it stays ended whatever the timeline says."""
+    room.manual_state = RoomState.ENDED
+    await session.flush()

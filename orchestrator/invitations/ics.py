@@ -1,0 +1,363 @@
+"""iCalendar invitations (RFC 5545/5546) as a pure function: data in, bytes out.
+
+One VCALENDAR per person, METHOD:REQUEST or METHOD:CANCEL, a VTIMEZONE for the
+conference's zone and one VEVENT per session. All text goes through the
+``icalendar`` library's escaping; nothing here concatenates content lines.
+"""
+
+from __future__ import annotations
+
+import calendar as _calendar
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import Literal
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+from icalendar import (
+    Calendar,
+    Event,
+    Timezone,
+    TimezoneDaylight,
+    TimezoneStandard,
+    vCalAddress,
+    vRecur,
+    vUri,
+)
+
+PRODID = "-//Kreis Heinsberg//Konferenz-Orchestrator//DE"
+
+_Method = Literal["REQUEST", "CANCEL"]
+_ROLES = frozenset({"CHAIR", "REQ-PARTICIPANT", "OPT-PARTICIPANT", "NON-PARTICIPANT"})
+
+# Characters that would end or split a content line or a parameter, for any parser.
+_LINE_BREAKS = re.compile(r"\r\n|[\r\n\x0b\x0c\x85\u2028\u2029]")
+_SPACES = re.compile(r"\s+")
+_ADDRESS_PART = r"[^\x00-\x20\x7f\x85\u2028\u2029\"<>,;:\\@]+"
+_ADDRESS = re.compile(_ADDRESS_PART + "@" + _ADDRESS_PART)
+_URL_UNSAFE = re.compile(r"[\x00-\x20\x7f\x85\u2028\u2029\"<>\\]")
+_DOMAIN = re.compile(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?")
+
+
+@dataclass(frozen=True)
+class CalendarEvent:
+    """One session as it appears in one person's calendar."""
+
+    uid: str
+    sequence: int
+    start: datetime  # aware
+    end: datetime  # aware
+    summary: str
+    description: str
+    location: str
+    url: str
+    cancelled: bool = False  # STATUS:CANCELLED (used with METHOD:CANCEL)
+
+
+@dataclass(frozen=True)
+class Party:
+    """An organiser or attendee: mail address and display name."""
+
+    email: str
+    name: str
+
+
+@dataclass(frozen=True)
+class _State:
+    offset: timedelta
+    name: str
+    dst: bool
+
+
+@dataclass(frozen=True)
+class _Transition:
+    onset: datetime  # naive wall clock in the offset *before* the change (RFC 5545 3.6.5)
+    before: _State
+    after: _State
+
+
+def build_calendar(
+    method: Literal["REQUEST", "CANCEL"],
+    events: Sequence[CalendarEvent],
+    *,
+    timezone: str,
+    organizer: Party,
+    attendee: Party,
+    stamp: datetime,
+    attendee_role: str = "REQ-PARTICIPANT",
+) -> bytes:
+    """Return one person's VCALENDAR (CRLF, folded) for the given events."""
+    _check_arguments(method, events, stamp, attendee_role)
+    zone = ZoneInfo(timezone)
+    cal = Calendar()
+    cal.add("prodid", PRODID)
+    cal.add("version", "2.0")
+    cal.add("calscale", "GREGORIAN")
+    cal.add("method", method)
+    cal.add_component(_vtimezone(timezone, *_year_span(events, zone)))
+    for event in events:
+        cal.add_component(_vevent(method, event, zone, organizer, attendee, stamp, attendee_role))
+    return bytes(cal.to_ical())
+
+
+def event_uid(
+    conference_slug: str,
+    session_key: str,
+    person_id: str,
+    forum_key: str | None,
+    domain: str,
+) -> str:
+    """Return the stable UID of one person's entry for one session (and forum)."""
+    host = domain.strip().lower()
+    if not _DOMAIN.fullmatch(host):
+        raise ValueError(f"not a domain name for a UID: {domain!r}")
+    parts = [conference_slug, session_key, *([forum_key] if forum_key else []), person_id]
+    return ".".join(_uid_part(part) for part in parts) + "@" + host
+
+
+def _uid_part(part: str) -> str:
+    """Percent-encode everything but [A-Za-z0-9_-], so distinct keys stay distinct."""
+    if not part:
+        raise ValueError("a UID part must not be empty")
+    return quote(part, safe="").replace(".", "%2E").replace("~", "%7E")
+
+
+def _check_arguments(
+    method: str, events: Sequence[CalendarEvent], stamp: datetime, role: str
+) -> None:
+    """Refuse input that would produce an invalid iTIP message."""
+    if method not in ("REQUEST", "CANCEL"):
+        raise ValueError(f"unsupported METHOD: {method!r}")
+    if not events:
+        raise ValueError("a calendar needs at least one event")
+    if role not in _ROLES:
+        raise ValueError(f"unknown attendee ROLE: {role!r}")
+    _require_aware(stamp, "stamp")
+    for event in events:
+        _check_event(event)
+
+
+def _check_event(event: CalendarEvent) -> None:
+    """Refuse an event with naive or inverted times, a bad sequence or UID."""
+    _require_aware(event.start, "start")
+    _require_aware(event.end, "end")
+    if event.end <= event.start:
+        raise ValueError(f"event {event.uid!r} ends before it starts")
+    if event.sequence < 0:
+        raise ValueError(f"event {event.uid!r} has a negative SEQUENCE")
+    if not event.uid or _URL_UNSAFE.search(event.uid):
+        raise ValueError(f"unsafe UID: {event.uid!r}")
+
+
+def _require_aware(moment: datetime, what: str) -> None:
+    """Refuse a naive datetime: its instant would be a guess."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{what} must be timezone-aware")
+
+
+def _vevent(
+    method: _Method,
+    event: CalendarEvent,
+    zone: ZoneInfo,
+    organizer: Party,
+    attendee: Party,
+    stamp: datetime,
+    role: str,
+) -> Event:
+    """Build one VEVENT; every text value is escaped by the library."""
+    cancelled = method == "CANCEL" or event.cancelled
+    vevent = Event()
+    vevent.add("uid", event.uid)
+    vevent.add("sequence", event.sequence)
+    vevent.add("dtstamp", stamp.astimezone(UTC))
+    vevent.add("dtstart", event.start.astimezone(zone))
+    vevent.add("dtend", event.end.astimezone(zone))
+    vevent.add("summary", _single_line(event.summary))
+    vevent.add("description", _multi_line(event.description))
+    vevent.add("location", _single_line(event.location))
+    vevent.add("url", vUri(_safe_url(event.url)))
+    vevent.add("status", "CANCELLED" if cancelled else "CONFIRMED")
+    vevent.add("transp", "OPAQUE")
+    vevent.add("organizer", _address(organizer))
+    vevent.add("attendee", _attendee(attendee, role, rsvp=not cancelled))
+    return vevent
+
+
+def _attendee(party: Party, role: str, *, rsvp: bool) -> vCalAddress:
+    """ATTENDEE with CN, CUTYPE, ROLE, PARTSTAT and RSVP."""
+    address = _address(party)
+    address.params["CUTYPE"] = "INDIVIDUAL"
+    address.params["ROLE"] = role
+    address.params["PARTSTAT"] = "NEEDS-ACTION"
+    address.params["RSVP"] = "TRUE" if rsvp else "FALSE"
+    return address
+
+
+def _address(party: Party) -> vCalAddress:
+    """A ``mailto:`` calendar address with a CN that cannot break the parameter."""
+    email = party.email.strip()
+    if not _ADDRESS.fullmatch(email):
+        raise ValueError(f"not a usable mail address: {party.email!r}")
+    address = vCalAddress(f"mailto:{email}")
+    name = _param_text(party.name)
+    if name:
+        address.params["CN"] = name
+    return address
+
+
+def _single_line(text: str) -> str:
+    """Text for SUMMARY/LOCATION: line breaks and control characters become spaces."""
+    cleaned = "".join(" " if _is_control(ch) else ch for ch in _LINE_BREAKS.sub(" ", text))
+    return _SPACES.sub(" ", cleaned).strip()
+
+
+def _multi_line(text: str) -> str:
+    """Text for DESCRIPTION: line breaks become LF, other control characters go."""
+    lines = _LINE_BREAKS.sub("\n", text)
+    return "".join(ch for ch in lines if ch in "\n\t" or not _is_control(ch)).strip()
+
+
+def _param_text(text: str) -> str:
+    """A parameter value (CN): one line, and ``"`` as ``'``.
+
+    icalendar would write ``"`` as RFC 6868 ``^'``, which many clients (and
+    vobject) show literally; an apostrophe reads the same everywhere.
+    """
+    return _single_line(text).replace('"', "'")
+
+
+def _is_control(ch: str) -> bool:
+    """True for C0/C1 control characters (Unicode category Cc)."""
+    return unicodedata.category(ch) == "Cc"
+
+
+def _safe_url(url: str) -> str:
+    """Refuse a URL that contains spaces, control characters or quotes."""
+    if not url or _URL_UNSAFE.search(url):
+        raise ValueError(f"unsafe URL: {url!r}")
+    return url
+
+
+# --- VTIMEZONE ---------------------------------------------------------------
+#
+# Built from zoneinfo here rather than with ``Timezone.from_tzid``: icalendar
+# 7.3 writes the spring onset as the wall clock *after* the change
+# (DTSTART:...T030000 with TZOFFSETFROM:+0100), whereas RFC 5545 3.6.5 reads it
+# in TZOFFSETFROM (…T020000), and it lists every onset as a separate date where
+# clients (Outlook) expect a yearly RRULE. Serialisation still goes through
+# icalendar's components.
+
+
+def _year_span(events: Sequence[CalendarEvent], zone: ZoneInfo) -> tuple[int, int]:
+    """The years (in the zone) from the year before the first event to after the last."""
+    years = [moment.astimezone(zone).year for e in events for moment in (e.start, e.end)]
+    return min(years) - 1, max(years) + 1
+
+
+def _vtimezone(tzid: str, first_year: int, last_year: int) -> Timezone:
+    """A VTIMEZONE for tzid, exact for every instant after first_year's transitions."""
+    zone = ZoneInfo(tzid)
+    groups = _by_change(_transitions(tzid, first_year, last_year))
+    vtimezone = Timezone()
+    vtimezone.add("tzid", tzid)
+    years = range(first_year, last_year + 1)
+    regular = all(_yearly_byday(group, years) for group in groups.values())
+    if not regular or not groups:
+        start = datetime(first_year, 1, 1)
+        initial = _state(zone, start.replace(tzinfo=zone).astimezone(UTC))
+        vtimezone.add_component(_observance(initial, initial, start, [], None))
+    for (before, after), group in groups.items():
+        byday = _yearly_byday(group, years) if regular else None
+        onsets = [t.onset for t in group]
+        rdates = [] if byday else onsets[1:]
+        vtimezone.add_component(_observance(before, after, onsets[0], rdates, byday))
+    return vtimezone
+
+
+def _by_change(
+    transitions: Sequence[_Transition],
+) -> dict[tuple[_State, _State], list[_Transition]]:
+    """Transitions grouped by (state before, state after), in order of first onset."""
+    groups: dict[tuple[_State, _State], list[_Transition]] = {}
+    for transition in transitions:
+        groups.setdefault((transition.before, transition.after), []).append(transition)
+    return groups
+
+
+def _observance(
+    before: _State,
+    after: _State,
+    onset: datetime,
+    rdates: list[datetime],
+    byday: tuple[int, str] | None,
+) -> TimezoneStandard | TimezoneDaylight:
+    """One STANDARD or DAYLIGHT sub-component, with a yearly RRULE or RDATEs."""
+    observance = TimezoneDaylight() if after.dst else TimezoneStandard()
+    observance.add("dtstart", onset)
+    observance.add("tzoffsetfrom", before.offset)
+    observance.add("tzoffsetto", after.offset)
+    observance.add("tzname", after.name)
+    if byday is not None:
+        month, day = byday
+        observance.add("rrule", vRecur(freq="YEARLY", bymonth=month, byday=day))
+    for rdate in rdates:
+        observance.add("rdate", rdate)
+    return observance
+
+
+def _yearly_byday(group: list[_Transition], years: range) -> tuple[int, str] | None:
+    """(BYMONTH, BYDAY) if the onsets recur in every year on one weekday rule, else None."""
+    onsets = [t.onset for t in group]
+    first = onsets[0]
+    same = [(o.year, o.month, o.time(), o.weekday()) for o in onsets] == [
+        (year, first.month, first.time(), first.weekday()) for year in years
+    ]
+    if not same:
+        return None
+    weekday = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")[first.weekday()]
+    if all(o.day + 7 > _calendar.monthrange(o.year, o.month)[1] for o in onsets):
+        return first.month, f"-1{weekday}"
+    nths = {(o.day - 1) // 7 + 1 for o in onsets}
+    return (first.month, f"{nths.pop()}{weekday}") if len(nths) == 1 else None
+
+
+@lru_cache(maxsize=64)
+def _transitions(tzid: str, first_year: int, last_year: int) -> tuple[_Transition, ...]:
+    """Every change of UTC offset or zone name between the given years, to the second."""
+    zone = ZoneInfo(tzid)
+    moment = datetime(first_year, 1, 1, tzinfo=zone).astimezone(UTC)
+    end = datetime(last_year + 1, 1, 1, tzinfo=zone).astimezone(UTC)
+    found: list[_Transition] = []
+    while moment < end:
+        step = min(moment + timedelta(hours=6), end)
+        before, after = _state(zone, moment), _state(zone, step)
+        if before != after:
+            instant = _bisect(zone, moment, step)
+            onset = (instant + before.offset).replace(tzinfo=None)
+            found.append(_Transition(onset, before, _state(zone, instant)))
+        moment = step
+    return tuple(found)
+
+
+def _bisect(zone: ZoneInfo, low: datetime, high: datetime) -> datetime:
+    """The first second at or before ``high`` whose state differs from ``low``'s."""
+    initial = _state(zone, low)
+    while high - low > timedelta(seconds=1):
+        middle = low + (high - low) / 2
+        middle = middle.replace(microsecond=0)
+        if _state(zone, middle) == initial:
+            low = middle
+        else:
+            high = middle
+    return high
+
+
+def _state(zone: ZoneInfo, instant: datetime) -> _State:
+    """UTC offset, abbreviation and DST flag of the zone at a UTC instant."""
+    local = instant.astimezone(zone)
+    offset, dst = local.utcoffset(), local.dst()
+    return _State(offset or timedelta(), local.tzname() or "", bool(dst))
