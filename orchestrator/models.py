@@ -1,5 +1,11 @@
 """Imports every domain's models so that Base.metadata is complete (Alembic, tests)."""
 
+from orchestrator.attendance.models import (
+    AttendanceOverride,
+    CheckIn,
+    JitsiEvent,
+    PresenceInterval,
+)
 from orchestrator.conferences.models import Conference, ConferenceSession, Forum
 from orchestrator.db import Base
 from orchestrator.invitations.models import CalendarEntry
@@ -9,15 +15,19 @@ from orchestrator.rooms.models import JoinClick, Room, RoomReservation
 
 __all__ = [
     "Assignment",
+    "AttendanceOverride",
     "Base",
     "CalendarEntry",
+    "CheckIn",
     "Conference",
     "ConferenceSession",
     "Forum",
     "ForumChoice",
+    "JitsiEvent",
     "JoinClick",
     "OutboxMessage",
     "Person",
+    "PresenceInterval",
     "Room",
     "RoomReservation",
 ]

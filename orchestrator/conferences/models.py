@@ -59,6 +59,10 @@ class Conference(Base):
         str_enum(ConferenceStatus, "conference_status"), default=ConferenceStatus.DRAFT
     )
     retention_days: Mapped[int] = mapped_column(default=365)
+    # Attendance rules (SPEC §4.7): present when video + check-in cover this share of a
+    # session; rejoins within the gap merge into one stay.
+    present_ratio: Mapped[float] = mapped_column(default=0.75)
+    rejoin_gap_seconds: Mapped[int] = mapped_column(default=120)
     # ISO 8601 durations before each session, e.g. ["P7D", "P1D", "PT15M"] (SPEC §4.6).
     reminder_offsets: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,1 @@
+"""Attendance: Jitsi presence and in-person check-in, reconciled per person and session."""
