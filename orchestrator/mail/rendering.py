@@ -1,0 +1,251 @@
+"""Rendering mail from templates and wrapping it into a MIME message (no sending here).
+
+Templates live in `mail/templates/`, one per mail kind and language and format:
+`{kind}.{language}.txt` and `{kind}.{language}.html`. The subject is the `subject` block of
+the `.txt` template (plain text, never autoescaped); it is collapsed to one line and handed
+to the `.html` template as `subject` (its <title>). Autoescaping is on for `.html` only.
+`calendar.{language}.txt` holds the texts of one calendar event (summary, location,
+description blocks).
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import secrets
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from email import policy, quoprimime
+from email.headerregistry import Address, BaseHeader
+from email.message import EmailMessage
+from email.utils import parseaddr
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, select_autoescape
+
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+KINDS = ("invitation", "update", "cancellation")
+LANGUAGES = ("de", "en")
+CALENDAR_METHODS = ("REQUEST", "CANCEL")
+
+_WEEKDAYS = {
+    "de": ("Montag", "Dienstag", "Mittwoch", "Donnerstag", "Freitag", "Samstag", "Sonntag"),
+    "en": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
+}
+_MONTHS = {
+    "de": "Januar Februar März April Mai Juni Juli August September Oktober November Dezember",
+    "en": "January February March April May June July August September October November December",
+}
+_DOMAIN = re.compile(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?")
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A rendered mail: one-line subject, plain text and HTML body."""
+
+    subject: str
+    text: str
+    html: str
+
+
+def one_line(text: str) -> str:
+    """Collapse any line break, tab or run of spaces to one space; drop control characters."""
+    collapsed = " ".join(text.split())
+    return "".join(ch for ch in collapsed if unicodedata.category(ch) != "Cc")
+
+
+def long_date(moment: datetime, language: str) -> str:
+    """'Donnerstag, 18. März 2027' or 'Thursday, 18 March 2027'."""
+    weekday = _WEEKDAYS[language][moment.weekday()]
+    month = _MONTHS[language].split()[moment.month - 1]
+    separator = ". " if language == "de" else " "
+    return f"{weekday}, {moment.day}{separator}{month} {moment.year}"
+
+
+def clock(moment: datetime) -> str:
+    """'09:30' (24-hour clock, as written in both languages here)."""
+    return moment.strftime("%H:%M")
+
+
+@lru_cache(maxsize=1)
+def environment() -> Environment:
+    """The Jinja2 environment over mail/templates (autoescape for .html only)."""
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES_DIR),
+        autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["long_date"] = long_date
+    env.filters["clock"] = clock
+    env.filters["one_line"] = one_line
+    return env
+
+
+def _template(kind: str, language: str, extension: str) -> Template:
+    if kind not in KINDS or language not in LANGUAGES:
+        raise ValueError(f"no mail template {kind}.{language}")
+    return environment().get_template(f"{kind}.{language}.{extension}")
+
+
+def _block(template: Template, name: str, context: Mapping[str, Any]) -> str:
+    block = template.blocks[name]
+    return "".join(block(template.new_context(dict(context))))
+
+
+def _tidy(text: str) -> str:
+    """At most one empty line in a row, no trailing spaces, one final newline."""
+    lines = [line.rstrip() for line in text.strip().splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)) + "\n"
+
+
+def render(kind: str, language: str, context: Mapping[str, Any]) -> Rendered:
+    """Render a mail kind in a language; the subject comes from the .txt `subject` block."""
+    text_template = _template(kind, language, "txt")
+    subject = one_line(_block(text_template, "subject", context))
+    if not subject:
+        raise ValueError(f"mail template {kind}.{language}.txt has an empty subject")
+    text = _tidy(text_template.render(context))
+    html = _template(kind, language, "html").render({**context, "subject": subject})
+    return Rendered(subject=subject, text=text, html=html)
+
+
+@dataclass(frozen=True)
+class EventText:
+    """The words of one calendar event in one language."""
+
+    summary: str
+    location: str
+    description: str
+
+
+def render_event(language: str, context: Mapping[str, Any]) -> EventText:
+    """Render the summary, location and description blocks of `calendar.{language}.txt`."""
+    if language not in LANGUAGES:
+        raise ValueError(f"no calendar texts in {language!r}")
+    template = environment().get_template(f"calendar.{language}.txt")
+    return EventText(
+        summary=one_line(_block(template, "summary", context)),
+        location=one_line(_block(template, "location", context)),
+        description=_tidy(_block(template, "description", context)).strip(),
+    )
+
+
+def mailbox(name: str, email: str) -> Address:
+    """An Address whose display name cannot carry a line break into a header."""
+    return Address(display_name=one_line(name), addr_spec=email.strip())
+
+
+def message_domain(sender: str) -> str:
+    """The domain of the sender's address (for Message-IDs and UIDs); 'localhost' if none."""
+    domain = parseaddr(sender)[1].rpartition("@")[2].strip().lower()
+    return domain if _DOMAIN.fullmatch(domain) else "localhost"
+
+
+@lru_cache(maxsize=512)
+def _header(name: str, value: str) -> BaseHeader:
+    """A parsed header, made once per distinct value and shared (header objects are immutable).
+
+    Parsing headers is most of the cost of building a message with the email package; the
+    values here repeat from mail to mail (content types, sender, subject per kind and language).
+    """
+    return policy.default.header_factory(name, value)  # type: ignore[no-any-return]
+
+
+def _leaf(content_type: str, payload: str, cte: str, disposition: str = "") -> EmailMessage:
+    """A non-multipart part with an already encoded payload."""
+    part = EmailMessage()
+    part["Content-Type"] = _header("Content-Type", content_type)
+    part["Content-Transfer-Encoding"] = _header("Content-Transfer-Encoding", cte)
+    if disposition:
+        part["Content-Disposition"] = _header("Content-Disposition", disposition)
+    part.set_payload(payload)
+    return part
+
+
+def _text(text: str, subtype: str) -> EmailMessage:
+    """text/plain or text/html in UTF-8, quoted-printable (7-bit safe, still readable)."""
+    normal = "\n".join(text.splitlines()) + "\n"
+    encoded = quoprimime.body_encode(normal.encode("utf-8").decode("latin-1"), 76)
+    return _leaf(f'text/{subtype}; charset="utf-8"', encoded, "quoted-printable")
+
+
+def _multipart(subtype: str, parts: list[EmailMessage]) -> EmailMessage:
+    container = EmailMessage()
+    # Base64 and quoted-printable output never contains "=_", so the boundary cannot clash.
+    container["Content-Type"] = f'multipart/{subtype}; boundary="=_{secrets.token_hex(16)}"'
+    for part in parts:
+        container.attach(part)
+    return container
+
+
+def _calendar_parts(calendar: bytes, method: str) -> tuple[EmailMessage, EmailMessage]:
+    """The iMIP part for the alternative (Outlook, Gmail) and invite.ics (Apple, others)."""
+    if method not in CALENDAR_METHODS:
+        raise ValueError(f"unsupported calendar method: {method!r}")
+    encoded = base64.encodebytes(calendar).decode("ascii")  # keeps CRLF and folding exact
+    inline = _leaf(f'text/calendar; method="{method}"; charset="UTF-8"', encoded, "base64")
+    # application/ics: clients that act on text/calendar parts do not see a second invite.
+    attachment = _leaf(
+        'application/ics; name="invite.ics"',
+        encoded,
+        "base64",
+        disposition='attachment; filename="invite.ics"',
+    )
+    return inline, attachment
+
+
+def _headers(
+    message: EmailMessage,
+    subject: str,
+    *,
+    sender: str,
+    recipient: Address,
+    language: str,
+    reply_to: str | None,
+) -> None:
+    message["From"] = _header("From", sender)
+    message["To"] = mailbox(recipient.display_name, recipient.addr_spec)
+    if reply_to:
+        message["Reply-To"] = _header("Reply-To", reply_to)
+    message["Subject"] = _header("Subject", one_line(subject))
+    # RFC 3834: machine-generated; Exchange: no out-of-office replies to these.
+    message["Auto-Submitted"] = _header("Auto-Submitted", "auto-generated")
+    message["X-Auto-Response-Suppress"] = _header("X-Auto-Response-Suppress", "OOF")
+    message["Content-Language"] = _header("Content-Language", language)
+    message["MIME-Version"] = _header("MIME-Version", "1.0")
+
+
+def build_message(
+    rendered: Rendered,
+    *,
+    sender: str,
+    recipient: Address,
+    calendar: bytes | None,
+    method: str | None,
+    language: str,
+    reply_to: str | None = None,
+) -> EmailMessage:
+    """multipart/mixed[alternative[text, html, calendar], invite.ics]; without a calendar
+    just multipart/alternative[text, html]. Message-ID and Date come from the outbox."""
+    bodies = [_text(rendered.text, "plain"), _text(rendered.html, "html")]
+    if calendar is None:
+        message = _multipart("alternative", bodies)
+    else:
+        inline, attachment = _calendar_parts(calendar, method or "")
+        message = _multipart("mixed", [_multipart("alternative", [*bodies, inline]), attachment])
+    _headers(
+        message,
+        rendered.subject,
+        sender=sender,
+        recipient=recipient,
+        language=language,
+        reply_to=reply_to,
+    )
+    return message

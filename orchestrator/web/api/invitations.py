@@ -1,0 +1,75 @@
+"""Invitations of a conference: queue them (and any calendar changes), watch delivery."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+
+from orchestrator.invitations import service
+from orchestrator.mail.outbox import counts_by_state
+from orchestrator.mail.rendering import message_domain
+from orchestrator.web.deps import AppClock, AppSettings, ConferenceBySlug, DbSession
+
+router = APIRouter(prefix="/conferences/{slug}/invitations", tags=["invitations"])
+
+MailKind = Literal["invitation", "update", "cancellation"]
+
+
+class RunOut(BaseModel):
+    """What one run queued."""
+
+    people: int
+    queued: int
+    updated: int
+    cancelled: int
+    skipped: list[str]
+
+
+class SendOut(BaseModel):
+    invitations: RunOut
+    changes: RunOut
+    outbox: dict[str, int]
+
+
+class ProgressOut(BaseModel):
+    outbox: dict[str, int]
+    total: int
+
+
+@router.post("/send")
+async def send_invitations(
+    conference: ConferenceBySlug,
+    session: DbSession,
+    settings: AppSettings,
+    clock: AppClock,
+    kind: Annotated[MailKind | None, Query(description="count only mails of this kind")] = None,
+) -> SendOut:
+    """Queue invitations for everyone not yet invited, then updates and cancellations for
+    changed calendars; idempotent. `outbox` counts this conference's mails by state."""
+    base_url, sender, now = settings.base_url, settings.mail_from, clock()
+    domain = message_domain(sender)
+    invited = await service.queue_invitations(
+        session, conference, base_url=base_url, message_domain=domain, sender=sender, now=now
+    )
+    changed = await service.sync_changes(
+        session, conference, base_url=base_url, message_domain=domain, sender=sender, now=now
+    )
+    return SendOut(
+        invitations=RunOut(**asdict(invited)),
+        changes=RunOut(**asdict(changed)),
+        outbox=await counts_by_state(session, conference.id, kind),
+    )
+
+
+@router.get("")
+async def invitation_progress(
+    conference: ConferenceBySlug,
+    session: DbSession,
+    kind: Annotated[MailKind | None, Query(description="only mails of this kind")] = None,
+) -> ProgressOut:
+    """The conference's mails by delivery state (queued, sending, sent, retry, failed)."""
+    counts = await counts_by_state(session, conference.id, kind)
+    return ProgressOut(outbox=counts, total=sum(counts.values()))
