@@ -12,6 +12,7 @@ from orchestrator.invitations.models import CalendarEntry
 from orchestrator.mail.models import OutboxMessage
 from orchestrator.participants.models import Assignment, ForumChoice, Person
 from orchestrator.rooms.models import JoinClick, Room, RoomReservation
+from orchestrator.scheduling.models import Reminder
 
 __all__ = [
     "Assignment",
@@ -28,6 +29,7 @@ __all__ = [
     "OutboxMessage",
     "Person",
     "PresenceInterval",
+    "Reminder",
     "Room",
     "RoomReservation",
 ]
