@@ -35,6 +35,10 @@ app.add_typer(db_app, name="db")
 app.add_typer(conference_app, name="conference")
 app.add_typer(participants_app, name="participants")
 app.add_typer(forums_app, name="forums")
+invites_app = typer.Typer(help="Einladungen / invitations", no_args_is_help=True)
+app.add_typer(invites_app, name="invites")
+attendance_app = typer.Typer(help="Anwesenheit / attendance", no_args_is_help=True)
+app.add_typer(attendance_app, name="attendance")
 
 
 def fail(message: str) -> typer.Exit:
@@ -236,7 +240,7 @@ def port_free(host: str, port: int) -> bool:
     return True
 
 
-def _serve(settings: Settings, host: str, port: int) -> None:
+def _serve(settings: Settings, host: str, port: int, *, with_worker: bool = True) -> None:
     import uvicorn
 
     from orchestrator.web.app import create_app
@@ -245,7 +249,7 @@ def _serve(settings: Settings, host: str, port: int) -> None:
         raise fail(f"Port {port} auf {host} ist belegt; wählen Sie einen anderen mit --port.")
     if "base_url" not in settings.model_fields_set and port != 8000:
         settings.base_url = f"http://{host}:{port}"
-    app = run_sync(lambda: create_app(settings))
+    app = run_sync(lambda: create_app(settings, with_worker=with_worker))
     uvicorn.run(
         app,
         host=host,
@@ -268,7 +272,7 @@ def serve(
     settings = _settings()
     if settings.resolved_database_url.startswith("sqlite"):
         run(lambda: _with_db(settings, _noop, migrate=True))
-    _serve(settings, host, port)
+    _serve(settings, host, port, with_worker=not no_worker)
 
 
 async def _noop(_session: AsyncSession) -> None:
@@ -294,6 +298,144 @@ def demo(
     typer.echo(setup.banner(settings, summary))
     if not no_serve:
         _serve(settings, host, port)
+
+
+@attendance_app.command("export")
+def attendance_export(
+    slug: str,
+    format_: Annotated[str, typer.Option("--format", help="csv oder xlsx")],
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", help="Zieldatei; sonst CSV auf stdout, XLSX in <slug>-anwesenheit.xlsx"
+        ),
+    ] = None,
+) -> None:
+    """Anwesenheitsliste (eine Zeile je Person und Sitzung) als CSV oder XLSX exportieren."""
+    if format_ not in ("csv", "xlsx"):
+        raise fail("--format muss csv oder xlsx sein.")
+    settings = _settings()
+    body = run(lambda: _with_db(settings, lambda s: _attendance_export(s, slug, format_)))
+    if output is None and format_ == "csv":
+        sys.stdout.buffer.write(body)
+        return
+    target = output or Path(f"{slug}-anwesenheit.xlsx")
+    try:
+        target.write_bytes(body)
+    except OSError as error:
+        raise fail(f"{target}: {error.strerror}") from None
+    typer.echo(str(target))
+
+
+async def _attendance_export(session: AsyncSession, slug: str, format_: str) -> bytes:
+    from orchestrator.attendance import exports
+    from orchestrator.attendance.reconcile import attendance_table
+    from orchestrator.clock import system_clock
+    from orchestrator.conferences import repository
+
+    conference = await repository.get_by_slug(session, slug)
+    rows = await attendance_table(session, conference, system_clock())
+    if format_ == "csv":
+        return exports.to_csv(rows)
+    return exports.to_xlsx(rows, exports.summary(rows))
+
+
+@app.command()
+def worker() -> None:
+    """Hintergrunddienst allein: Versand und geplante Aufgaben (bis SIGTERM/Strg+C)."""
+    from orchestrator.worker import run_worker, stop_on_signals
+
+    settings = _settings()
+
+    async def work() -> None:
+        stop = asyncio.Event()
+        stop_on_signals(stop)
+        await run_worker(settings, stop_event=stop)
+
+    run(work)
+
+
+@invites_app.command("send")
+def invites_send(
+    slug: str,
+    no_wait: Annotated[
+        bool, typer.Option("--no-wait", help="nur einreihen; der Hintergrunddienst versendet")
+    ] = False,
+) -> None:
+    """Einladungen an alle noch nicht Eingeladenen einreihen und versenden (mit Fortschritt)."""
+    settings = _settings()
+    queued = run(lambda: _with_db(settings, lambda s: _queue_invitations(s, settings, slug)))
+    typer.echo(f"{queued} Nachrichten eingereiht (Einladungen, Änderungen, Absagen).")
+    if not no_wait:
+        counts = run(lambda: _deliver_with_progress(settings, slug))
+        typer.echo(
+            f"{counts['sent']} versendet, {counts['failed']} fehlgeschlagen, "
+            f"{counts['retry']} warten auf einen neuen Versuch."
+        )
+
+
+async def _queue_invitations(session: AsyncSession, settings: Settings, slug: str) -> int:
+    from orchestrator.clock import system_clock
+    from orchestrator.conferences import repository
+    from orchestrator.invitations import service
+    from orchestrator.mail.rendering import message_domain
+
+    conference = await repository.get_by_slug(session, slug)
+    domain, now = message_domain(settings.mail_from), system_clock()
+    report = await service.queue_invitations(
+        session,
+        conference,
+        base_url=settings.base_url,
+        message_domain=domain,
+        sender=settings.mail_from,
+        now=now,
+    )
+    changes = await service.sync_changes(
+        session,
+        conference,
+        base_url=settings.base_url,
+        message_domain=domain,
+        sender=settings.mail_from,
+        now=now,
+    )
+    return report.queued + changes.queued
+
+
+async def _deliver_with_progress(settings: Settings, slug: str) -> dict[str, int]:
+    """Send this conference's queued mail in-process, drawing a progress bar until done."""
+    from orchestrator.conferences import repository
+    from orchestrator.mail.outbox import counts_by_state
+    from orchestrator.mail.worker import run_sender
+    from orchestrator.worker import sender_options
+
+    engine = create_engine(settings.resolved_database_url)
+    sessions = session_factory(engine)
+    stop = asyncio.Event()
+    sender = asyncio.create_task(
+        run_sender(settings, stop_event=stop, options=sender_options(settings))
+    )
+    try:
+        async with sessions() as session:
+            conference_id = (await repository.get_by_slug(session, slug)).id
+
+        async def counts() -> dict[str, int]:
+            async with sessions() as session:
+                return await counts_by_state(session, conference_id)
+
+        current = await counts()
+        with typer.progressbar(length=sum(current.values()), label="Versand") as bar:
+            done = 0
+            while current["queued"] + current["sending"] > 0 and not sender.done():
+                await asyncio.sleep(0.2)
+                current = await counts()
+                finished = current["sent"] + current["failed"] + current["retry"]
+                bar.update(finished - done)
+                done = finished
+    finally:
+        stop.set()
+        await sender
+        await engine.dispose()
+    return current
 
 
 def main() -> None:

@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     smtp_password: str | None = None
     smtp_tls: Literal["none", "starttls", "tls"] = "none"
     mail_from: str = "Konferenz-Orchestrator <noreply@localhost>"
+    mail_concurrency: int = Field(default=4, ge=1, le=64)  # parallel SMTP connections
+    mail_rate: float | None = Field(default=None, gt=0)  # messages per second, None: no cap
 
     jitsi_base_url: str = "https://meet.example.org"
     jitsi_app_id: str = "orchestrator"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,10 +13,18 @@ from orchestrator.clock import Clock, system_clock
 from orchestrator.config import Settings, get_settings
 from orchestrator.db import create_engine, session_factory
 from orchestrator.rooms.templates import load_templates
-from orchestrator.web import errors, health, join
-from orchestrator.web.api import assignments, conferences, participants, rooms
+from orchestrator.web import errors, health, join, pages
+from orchestrator.web.api import (
+    assignments,
+    conferences,
+    invitations,
+    mail,
+    participants,
+    rooms,
+)
 from orchestrator.web.deps import require_jitsi, require_staff
-from orchestrator.web.jitsi import keys, reservation
+from orchestrator.web.jitsi import events, keys, reservation
+from orchestrator.worker import run_worker
 
 
 def _api() -> APIRouter:
@@ -24,6 +33,8 @@ def _api() -> APIRouter:
     api.include_router(participants.router)
     api.include_router(assignments.router)
     api.include_router(rooms.router)
+    api.include_router(invitations.router)
+    api.include_router(mail.router)
     return api
 
 
@@ -31,18 +42,30 @@ def _jitsi() -> APIRouter:
     """Callbacks from prosody (reservations, event_sync), authenticated by the shared secret."""
     callbacks = APIRouter(prefix="/jitsi", dependencies=[Depends(require_jitsi)])
     callbacks.include_router(reservation.router)
+    callbacks.include_router(events.router)
     return callbacks
 
 
-def create_app(settings: Settings | None = None, clock: Clock = system_clock) -> FastAPI:
-    """Build the app; the engine is created at startup and disposed at shutdown."""
+def create_app(
+    settings: Settings | None = None, clock: Clock = system_clock, *, with_worker: bool = False
+) -> FastAPI:
+    """Build the app; the engine (and, if asked, the worker) live as long as the server."""
     settings = settings or get_settings()
     templates = load_templates(settings.room_templates_dir)
     engine = create_engine(settings.resolved_database_url, pool_pre_ping=True)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        worker = (
+            asyncio.create_task(run_worker(settings, stop_event=stop, clock=clock))
+            if with_worker
+            else None
+        )
         yield
+        stop.set()
+        if worker is not None:
+            await worker
         await engine.dispose()
 
     app = FastAPI(
@@ -62,4 +85,5 @@ def create_app(settings: Settings | None = None, clock: Clock = system_clock) ->
     app.include_router(join.router)
     app.include_router(keys.router)  # public: prosody cannot send our secret when fetching
     app.include_router(health.router)
+    app.mount("/static", pages.static_files(), name="static")
     return app
