@@ -52,7 +52,9 @@ def create_app(
     """Build the app; the engine (and, if asked, the worker) live as long as the server."""
     settings = settings or get_settings()
     templates = load_templates(settings.room_templates_dir)
-    engine = create_engine(settings.resolved_database_url, pool_pre_ping=True)
+    url = settings.resolved_database_url
+    # A ping per checkout guards against a restarted PostgreSQL; SQLite files need none.
+    engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -19,7 +19,7 @@ from orchestrator.errors import OrchestratorError
 from orchestrator.rooms.templates import RoomTemplate
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -82,7 +82,7 @@ def require_jitsi(
         )
 
 
-def get_templates(request: Request) -> dict[str, RoomTemplate]:
+async def get_templates(request: Request) -> dict[str, RoomTemplate]:
     templates: dict[str, RoomTemplate] = request.app.state.room_templates
     return templates
 
@@ -90,7 +90,7 @@ def get_templates(request: Request) -> dict[str, RoomTemplate]:
 RoomTemplates = Annotated[dict[str, RoomTemplate], Depends(get_templates)]
 
 
-def get_clock(request: Request) -> Clock:
+async def get_clock(request: Request) -> Clock:
     clock: Clock = request.app.state.clock
     return clock
 
