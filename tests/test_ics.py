@@ -601,3 +601,62 @@ def test_module_imports_no_edge_framework() -> None:
     }
     edge = {"fastapi", "starlette", "typer", "httpx", "aiosmtplib", "apscheduler", "sqlalchemy"}
     assert not imported & edge
+
+
+def test_serialise_is_byte_identical_to_the_library() -> None:
+    """The fast path must produce exactly what icalendar's own to_ical() produces."""
+    from icalendar import Calendar, Event
+
+    from orchestrator.invitations.ics import _serialise
+
+    for text in ("x" * 60, "x" * 61, "x" * 62, "ü" * 40, "a\\b;c,d" * 20, "نور " * 30):
+        cal = Calendar()
+        cal.add("prodid", "-//t//t//DE")
+        event = Event()
+        event.add("summary", text)
+        event.add("description", text + "\n" + text)
+        cal.add_component(event)
+        assert _serialise(cal) == cal.to_ical()
+
+
+def test_spliced_calendar_equals_the_library_serialisation() -> None:
+    """build_calendar's cached VTIMEZONE splice gives the bytes icalendar itself would."""
+    from zoneinfo import ZoneInfo
+
+    from icalendar import Calendar
+
+    from orchestrator.invitations import ics
+
+    zone = ZoneInfo("Europe/Berlin")
+    events = [
+        ics.CalendarEvent(
+            uid=f"u{i}@example.org",
+            sequence=i,
+            start=datetime(2027, 3, 18, 9 + i, tzinfo=zone),
+            end=datetime(2027, 3, 18, 10 + i, tzinfo=zone),
+            summary=f"Sitzung {i} – Ü" * 3,
+            description="Agenda\nhttps://example.org/p/x",
+            location="Kreishaus",
+            url="https://x.org",
+        )
+        for i in range(3)
+    ]
+    party = ics.Party("a@example.org", "Anna Müller")
+    stamp = datetime(2027, 1, 1, tzinfo=UTC)
+    built = ics.build_calendar(
+        "REQUEST", events, timezone="Europe/Berlin", organizer=party, attendee=party, stamp=stamp
+    )
+    reference = Calendar()
+    for name in ("prodid", "version", "calscale", "method"):
+        reference.add(
+            name,
+            {"prodid": ics.PRODID, "version": "2.0", "calscale": "GREGORIAN", "method": "REQUEST"}[
+                name
+            ],
+        )
+    reference.add_component(ics._vtimezone("Europe/Berlin", *ics._year_span(events, zone)))
+    for event in events:
+        reference.add_component(
+            ics._vevent("REQUEST", event, zone, party, party, stamp, "REQ-PARTICIPANT")
+        )
+    assert built == reference.to_ical()

@@ -19,7 +19,7 @@ from email.utils import parseaddr
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchestrator.conferences.models import (
@@ -311,15 +311,18 @@ def _apply(session: AsyncSession, person: Person, changes: _Changes, now: dateti
 
 
 async def _load(
-    session: AsyncSession, conference_id: int, *, invited: bool
+    session: AsyncSession, conference_id: int, *, invited: bool, limit: int | None = None
 ) -> tuple[list[Person], dict[uuid.UUID, Seats], dict[uuid.UUID, dict[Key, CalendarEntry]]]:
-    """People (invited or not), their seats and their calendar entries: three queries."""
+    """People (invited or not, at most `limit`), their seats and calendar entries."""
     # Serialise runs per conference (PostgreSQL; SQLite serialises writers anyway).
     lock = select(Conference.id).where(Conference.id == conference_id).with_for_update()
     await session.execute(lock)
     sent = Person.invited_at.is_not(None) if invited else Person.invited_at.is_(None)
-    mine = (Person.conference_id == conference_id, sent)
-    people = list(await session.scalars(select(Person).where(*mine).order_by(Person.email)))
+    mine: tuple[ColumnElement[bool], ...] = (Person.conference_id == conference_id, sent)
+    query = select(Person).where(*mine).order_by(Person.email).limit(limit)
+    people = list(await session.scalars(query))
+    if limit is not None:
+        mine = (*mine, Person.id.in_([person.id for person in people]))
     held = (
         select(Assignment.person_id, Assignment.session_id, Assignment.forum_id)
         .join(Person, Person.id == Assignment.person_id)
@@ -336,10 +339,14 @@ async def _load(
     return people, seats, entries
 
 
-async def _process(session: AsyncSession, run: _Run, *, invite: bool) -> Report:
+async def _process(
+    session: AsyncSession, run: _Run, *, invite: bool, limit: int | None = None
+) -> Report:
     """Invite everyone not yet invited (invite=True), or sync everyone invited."""
     await session.flush()
-    people, seats, entries = await _load(session, run.conference.id, invited=not invite)
+    people, seats, entries = await _load(
+        session, run.conference.id, invited=not invite, limit=limit
+    )
     report, batch = Report(), []
     for person in people:
         own = entries.get(person.id, {})
@@ -374,10 +381,15 @@ async def queue_invitations(
     message_domain: str,
     sender: str,
     now: datetime,
+    limit: int | None = None,
 ) -> Report:
-    """Queue one invitation (REQUEST with all their events) per person not yet invited."""
+    """Queue one invitation (REQUEST with all their events) per person not yet invited.
+
+    With `limit`, at most that many people: callers commit chunk by chunk so the sender
+    can start on the first invitations while the rest are still being rendered.
+    """
     run = _Run(conference, base_url, message_domain, sender, now)
-    report = await _process(session, run, invite=True)
+    report = await _process(session, run, invite=True, limit=limit)
     log.info("invitations.queued", extra={"conference": conference.slug, **asdict(report)})
     return report
 

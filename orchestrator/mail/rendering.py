@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import re
 import secrets
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -43,6 +42,10 @@ _MONTHS = {
 _DOMAIN = re.compile(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?")
 
 
+# Unicode category Cc is exactly U+0000-U+001F and U+007F-U+009F.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 @dataclass(frozen=True)
 class Rendered:
     """A rendered mail: one-line subject, plain text and HTML body."""
@@ -54,8 +57,7 @@ class Rendered:
 
 def one_line(text: str) -> str:
     """Collapse any line break, tab or run of spaces to one space; drop control characters."""
-    collapsed = " ".join(text.split())
-    return "".join(ch for ch in collapsed if unicodedata.category(ch) != "Cc")
+    return _CONTROL.sub("", " ".join(text.split()))
 
 
 def long_date(moment: datetime, language: str) -> str:

@@ -1,0 +1,159 @@
+"""Invitations rendered and delivered vs a bare aiosmtplib loop (SPEC §6 bar: >= 50 %).
+
+    .venv/bin/python bench/invites.py [--people 5000] [--chunk 250] [--concurrency 4]
+
+Setup (not timed): a fresh SQLite file with the sample conference, N generated people,
+forums assigned. Timed pipeline, as deployed: this process queues the invitations chunk
+by chunk (render: text, HTML, iCalendar; store in the outbox; commit) while a worker
+process (`orchestrator.mail.worker.run_sender`) claims and delivers them to aiosmtpd's
+Sink in a third process; the clock stops when the last message is marked sent. Bare
+limit, same run: the very bytes the pipeline stored, sent in a plain loop over one
+reused aiosmtplib connection to the same sink.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from bench.outbox_send import FROM, HOST, bare_loop, sink_server
+from orchestrator.conferences import repository
+from orchestrator.conferences.service import import_file
+from orchestrator.db import create_engine, session_factory, transaction, utcnow
+from orchestrator.demo.people import generate
+from orchestrator.invitations.service import queue_invitations
+from orchestrator.mail.models import OutboxMessage, OutboxState
+from orchestrator.mail.rendering import message_domain
+from orchestrator.participants import assignment, importing
+from orchestrator.schema import upgrade
+
+SAMPLE = Path(__file__).resolve().parents[1] / "orchestrator" / "demo" / "conference-heinsberg.toml"
+WORKER = """
+import asyncio, sys
+from orchestrator.config import Settings
+from orchestrator.mail.sender import SenderOptions
+from orchestrator.mail.worker import run_sender
+async def main():
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_reader(sys.stdin.fileno(), stop.set)
+    settings = Settings(_env_file=None, database_url=sys.argv[1], smtp_host=sys.argv[2],
+                        smtp_port=int(sys.argv[3]), mail_from=sys.argv[4])
+    options = SenderOptions(concurrency=int(sys.argv[5]), poll_interval=0.05)
+    await run_sender(settings, stop_event=stop, options=options)
+asyncio.run(main())
+"""
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--people", type=int, default=5000)
+    parser.add_argument("--chunk", type=int, default=250)
+    parser.add_argument("--concurrency", type=int, default=4)
+    return parser.parse_args()
+
+
+async def setup(url: str, people: int) -> None:
+    """The sample conference with `people` invitees, all assigned a forum."""
+    engine = create_engine(url)
+    await upgrade(engine)
+    async with transaction(session_factory(engine)) as session:
+        outcome = await import_file(session, SAMPLE)
+        conference = await repository.get_by_slug(session, outcome.conference.slug)
+        for forum in conference.forums:
+            forum.capacity = people
+        rows = generate(people, [forum.key for forum in conference.forums], seed=1)
+        await importing.import_rows(
+            session, conference, list(enumerate(rows, 2)), skip_invalid=False
+        )
+        await assignment.run_assignment(session, conference)
+    await engine.dispose()
+
+
+async def queue_all(url: str, chunk: int) -> int:
+    """Render and queue everyone's invitation, committing chunk by chunk."""
+    engine = create_engine(url)
+    sessions = session_factory(engine)
+    total = 0
+    while True:
+        async with transaction(sessions) as session:
+            conference = await repository.get_by_slug(session, "ik-heinsberg-2027")
+            report = await queue_invitations(
+                session,
+                conference,
+                base_url="https://konferenz.example.org",
+                message_domain=message_domain(FROM),
+                sender=FROM,
+                now=utcnow(),
+                limit=chunk,
+            )
+        total += report.queued
+        if report.people == 0:
+            break
+    await engine.dispose()
+    return total
+
+
+async def count_sent(url: str) -> int:
+    engine = create_engine(url)
+    async with session_factory(engine)() as session:
+        statement = select(func.count()).where(OutboxMessage.state == OutboxState.SENT)
+        sent = (await session.execute(statement)).scalar_one()
+    await engine.dispose()
+    return sent
+
+
+async def stored_bodies(url: str) -> list[tuple[str, bytes]]:
+    engine = create_engine(url)
+    async with session_factory(engine)() as session:
+        rows = await session.execute(select(OutboxMessage.recipient, OutboxMessage.body))
+        bodies = [(recipient, body) for recipient, body in rows]
+    await engine.dispose()
+    return bodies
+
+
+async def pipeline(url: str, port: int, args: argparse.Namespace) -> tuple[float, int]:
+    """Seconds from the first rendering to the last message marked sent."""
+    worker = subprocess.Popen(
+        [sys.executable, "-c", WORKER, url, HOST, str(port), FROM, str(args.concurrency)],
+        stdin=subprocess.PIPE,
+        env={**os.environ, "ORCH_ENV_FILE": "/nonexistent"},
+    )
+    started = time.perf_counter()
+    queued = await queue_all(url, args.chunk)
+    while await count_sent(url) < queued:
+        await asyncio.sleep(0.05)
+    elapsed = time.perf_counter() - started
+    assert worker.stdin is not None
+    worker.stdin.write(b"stop\n")
+    worker.stdin.close()
+    worker.wait(timeout=30)
+    return elapsed, queued
+
+
+async def main(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as directory, sink_server() as port:
+        url = f"sqlite:///{Path(directory) / 'invites.sqlite3'}"
+        await setup(url, args.people)
+        elapsed, queued = await pipeline(url, port, args)
+        bodies = await stored_bodies(url)
+        size = sum(len(body) for _, body in bodies) / len(bodies)
+        bare_started = time.perf_counter()
+        await bare_loop(port, bodies)
+        bare = len(bodies) / (time.perf_counter() - bare_started)
+        ours = queued / elapsed
+        print(f"{queued} invitations, {size / 1024:.1f} KB each on average")
+        print(f"{'pipeline (render + queue + deliver)':<40} {ours:8.0f} msgs/s  {elapsed:6.1f} s")
+        print(f"{'bare aiosmtplib loop (pre-rendered)':<40} {bare:8.0f} msgs/s")
+        print(f"ratio: {ours / bare:.0%} (bar: >= 50 %)")
+
+
+if __name__ == "__main__":
+    asyncio.run(main(parse_args()))
