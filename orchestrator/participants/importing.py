@@ -315,9 +315,9 @@ def _apply_fields(person: Person, item: PersonIn) -> None:
     """Copy the fields the file had a column for; consent also stamps consent_at."""
     for name in item.model_fields_set - {"email", "forum_choices", "consent"}:
         setattr(person, name, getattr(item, name))
-    if "consent" in item.model_fields_set and item.consent != person.consent:
+    if "consent" in item.model_fields_set and item.consent != bool(person.consent):
         person.consent = item.consent
-        person.consent_at = utcnow() if item.consent else None
+        person.consent_at = utcnow()  # given or withdrawn: either way, when
 
 
 def _new_person(conference: Conference, item: PersonIn, forums: dict[str, Forum]) -> Person:

@@ -44,12 +44,15 @@ async def _apply(
     session: AsyncSession, person: Person, fields: PersonFields, conference: Conference
 ) -> None:
     values = fields.model_dump(exclude_unset=True, exclude={"forum_choices"})
+    consent_changed = "consent" in values and values["consent"] != bool(person.consent)
     for name, value in values.items():
         if value is None:
             raise InvalidInputError(f"{name}: darf nicht leer sein")
         setattr(person, name, value)
-    if "consent" in values:
-        person.consent_at = utcnow() if person.consent else None
+    if consent_changed:
+        # Stamped both ways: consent False with a date is a withdrawal (no more mail),
+        # False without one is an invitee who has not answered yet.
+        person.consent_at = utcnow()
     if fields.forum_choices is not None:
         await set_choices(session, person, _forums_by_key(conference, fields.forum_choices))
 
