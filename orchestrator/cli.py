@@ -116,6 +116,15 @@ async def _upgrade(engine: AsyncEngine) -> None:
     await upgrade(engine)
 
 
+async def _follow_up(session: AsyncSession, settings: Settings, conference: Any) -> None:
+    """Calendar updates and reminder plans follow every change (orchestrator.followups)."""
+    from orchestrator.clock import system_clock
+    from orchestrator.followups import MailContext, after_change
+
+    mail = MailContext(base_url=settings.base_url, sender=settings.mail_from)
+    await after_change(session, conference, mail, system_clock())
+
+
 def _print_report(report: Any) -> None:
     if not isinstance(report, dict):
         return
@@ -150,9 +159,13 @@ def conference_import(file: Annotated[Path, typer.Argument(help="conference TOML
 
     spec = run_sync(lambda: service.parse_spec_file(file))
     templates = run_sync(lambda: load_templates(settings.room_templates_dir))
-    outcome = run(
-        lambda: _with_db(settings, lambda s: service.import_spec(s, spec, templates), migrate=True)
-    )
+
+    async def work(session: AsyncSession) -> service.ImportOutcome:
+        outcome = await service.import_spec(session, spec, templates)
+        await _follow_up(session, settings, outcome.conference)
+        return outcome
+
+    outcome = run(lambda: _with_db(settings, work, migrate=True))
     for change in outcome.changes:
         typer.echo(f"  {change}", err=True)
     typer.echo(outcome.conference.slug)
@@ -178,9 +191,11 @@ def participants_import(
 
     async def work(session: AsyncSession) -> importing.ImportReport:
         conference = await repository.get_by_slug(session, slug)
-        return await importing.import_file(
+        report = await importing.import_file(
             session, conference, file.name, data, skip_invalid=skip_invalid
         )
+        await _follow_up(session, settings, conference)
+        return report
 
     report = run(lambda: _with_db(settings, work))
     _print_report(report.as_dict())
@@ -204,17 +219,21 @@ def forums_assign(
     policy = overflow or settings.assignment_overflow
     if policy not in ("most_room", "waitlist"):
         raise fail("--overflow muss most_room oder waitlist sein.")
-    report = run(lambda: _with_db(settings, lambda s: _assign(s, slug, policy)))
+    report = run(lambda: _with_db(settings, lambda s: _assign(s, settings, slug, policy)))
     _print_assignment(report)
 
 
-async def _assign(session: AsyncSession, slug: str, policy: str) -> dict[str, Any]:
+async def _assign(
+    session: AsyncSession, settings: Settings, slug: str, policy: str
+) -> dict[str, Any]:
     from orchestrator.conferences import repository
     from orchestrator.participants import assignment
 
     conference = await repository.get_by_slug(session, slug)
     mode: Literal["most_room", "waitlist"] = "waitlist" if policy == "waitlist" else "most_room"
-    return (await assignment.run_assignment(session, conference, overflow=mode)).as_dict()
+    report = await assignment.run_assignment(session, conference, overflow=mode)
+    await _follow_up(session, settings, conference)
+    return report.as_dict()
 
 
 def _print_assignment(report: dict[str, Any]) -> None:
@@ -329,7 +348,7 @@ def attendance_export(
 
 async def _attendance_export(session: AsyncSession, slug: str, format_: str) -> bytes:
     from orchestrator.attendance import exports
-    from orchestrator.attendance.reconcile import attendance_table
+    from orchestrator.attendance.table import attendance_table
     from orchestrator.clock import system_clock
     from orchestrator.conferences import repository
 

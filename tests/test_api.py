@@ -187,3 +187,17 @@ async def test_assignment_run_and_override(api: httpx.AsyncClient) -> None:
     assert [p["email"] for p in listed["items"]] == ["w0@example.org"]
     forums = (await api.get("/api/v1/conferences/ik-heinsberg-2027/forums")).json()
     assert {f["key"]: f["assigned"] for f in forums}["werte"] == 2
+
+
+async def test_deleting_a_participant_erases_their_mail_too(api: httpx.AsyncClient) -> None:
+    await _import_sample(api)
+    person = await _add(api, email="weg@example.org", forum_choices=["sprache"])
+    await api.post("/api/v1/conferences/ik-heinsberg-2027/assignments/run")
+    sent = await api.post("/api/v1/conferences/ik-heinsberg-2027/invitations/send")
+    assert sent.status_code == 200, sent.text
+    before = (await api.get("/api/v1/conferences/ik-heinsberg-2027/outbox")).json()
+    assert sum(before.values()) == 1
+    url = f"/api/v1/conferences/ik-heinsberg-2027/participants/{person['id']}"
+    assert (await api.delete(url)).status_code == 204
+    after = (await api.get("/api/v1/conferences/ik-heinsberg-2027/outbox")).json()
+    assert sum(after.values()) == 0

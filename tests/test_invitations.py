@@ -386,3 +386,28 @@ async def test_api_sends_once_and_reports_progress(
         assert (await client.post("/api/v1/conferences/no/invitations/send")).status_code == 404
         async with httpx.AsyncClient(base_url=base_url) as anonymous:
             assert (await anonymous.get(url)).status_code == 401
+
+
+def test_fingerprint_ignores_the_time_zone_an_instant_is_written_in() -> None:
+    """An import in-process carries Berlin times, the database UTC: same instant, same hash."""
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from orchestrator.invitations.ics import CalendarEvent
+    from orchestrator.invitations.service import _fingerprint
+
+    berlin = datetime(2027, 3, 18, 13, 30, tzinfo=ZoneInfo("Europe/Berlin"))
+
+    def event(start: datetime) -> CalendarEvent:
+        return CalendarEvent(
+            uid="u@x.org",
+            sequence=0,
+            start=start,
+            end=start.replace(hour=start.hour + 1),
+            summary="S",
+            description="D",
+            location="L",
+            url="https://x",
+        )
+
+    assert _fingerprint(event(berlin)) == _fingerprint(event(berlin.astimezone(UTC)))

@@ -12,9 +12,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from email.utils import parseaddr
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -132,7 +132,10 @@ def _join_url(
 
 def _fingerprint(event: CalendarEvent) -> str:
     """sha256 of what a calendar shows: a change means an update is due."""
-    parts = (event.start.isoformat(), event.end.isoformat(), event.summary, event.description)
+    # UTC: the same instant must hash the same whether it came from the database (UTC)
+    # or from an import in this process (the conference's zone).
+    start, end = event.start.astimezone(UTC).isoformat(), event.end.astimezone(UTC).isoformat()
+    parts = (start, end, event.summary, event.description)
     return hashlib.sha256("\x1f".join((*parts, event.location, event.url)).encode()).hexdigest()
 
 
@@ -311,14 +314,21 @@ def _apply(session: AsyncSession, person: Person, changes: _Changes, now: dateti
 
 
 async def _load(
-    session: AsyncSession, conference_id: int, *, invited: bool, limit: int | None = None
+    session: AsyncSession,
+    conference_id: int,
+    *,
+    invited: bool,
+    limit: int | None = None,
+    person_ids: Collection[uuid.UUID] | None = None,
 ) -> tuple[list[Person], dict[uuid.UUID, Seats], dict[uuid.UUID, dict[Key, CalendarEntry]]]:
-    """People (invited or not, at most `limit`), their seats and calendar entries."""
+    """People (invited or not; at most `limit`; only `person_ids`), seats, calendar entries."""
     # Serialise runs per conference (PostgreSQL; SQLite serialises writers anyway).
     lock = select(Conference.id).where(Conference.id == conference_id).with_for_update()
     await session.execute(lock)
     sent = Person.invited_at.is_not(None) if invited else Person.invited_at.is_(None)
     mine: tuple[ColumnElement[bool], ...] = (Person.conference_id == conference_id, sent)
+    if person_ids is not None:
+        mine = (*mine, Person.id.in_(list(person_ids)))
     query = select(Person).where(*mine).order_by(Person.email).limit(limit)
     people = list(await session.scalars(query))
     if limit is not None:
@@ -340,12 +350,17 @@ async def _load(
 
 
 async def _process(
-    session: AsyncSession, run: _Run, *, invite: bool, limit: int | None = None
+    session: AsyncSession,
+    run: _Run,
+    *,
+    invite: bool,
+    limit: int | None = None,
+    person_ids: Collection[uuid.UUID] | None = None,
 ) -> Report:
     """Invite everyone not yet invited (invite=True), or sync everyone invited."""
     await session.flush()
     people, seats, entries = await _load(
-        session, run.conference.id, invited=not invite, limit=limit
+        session, run.conference.id, invited=not invite, limit=limit, person_ids=person_ids
     )
     report, batch = Report(), []
     for person in people:
@@ -402,9 +417,10 @@ async def sync_changes(
     message_domain: str,
     sender: str,
     now: datetime,
+    person_ids: Collection[uuid.UUID] | None = None,
 ) -> Report:
     """Bring invited people's calendars up to date: updates with SEQUENCE+1, and CANCELs."""
     run = _Run(conference, base_url, message_domain, sender, now)
-    report = await _process(session, run, invite=False)
+    report = await _process(session, run, invite=False, person_ids=person_ids)
     log.info("invitations.synced", extra={"conference": conference.slug, **asdict(report)})
     return report

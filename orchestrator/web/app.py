@@ -16,6 +16,7 @@ from orchestrator.rooms.templates import load_templates
 from orchestrator.web import errors, health, join, pages
 from orchestrator.web.api import (
     assignments,
+    attendance,
     conferences,
     invitations,
     mail,
@@ -35,6 +36,7 @@ def _api() -> APIRouter:
     api.include_router(rooms.router)
     api.include_router(invitations.router)
     api.include_router(mail.router)
+    api.include_router(attendance.router)
     return api
 
 

@@ -16,6 +16,7 @@ from orchestrator.conferences.models import Conference
 from orchestrator.config import Settings
 from orchestrator.db import transaction
 from orchestrator.errors import OrchestratorError
+from orchestrator.followups import MailContext
 from orchestrator.rooms.templates import RoomTemplate
 
 
@@ -96,3 +97,11 @@ async def get_clock(request: Request) -> Clock:
 
 
 AppClock = Annotated[Clock, Depends(get_clock)]
+
+
+async def get_mail_context(request: Request) -> MailContext:
+    settings: Settings = request.app.state.settings
+    return MailContext(base_url=settings.base_url, sender=settings.mail_from)
+
+
+Mail = Annotated[MailContext, Depends(get_mail_context)]

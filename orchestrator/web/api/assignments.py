@@ -8,9 +8,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, Field
 
+from orchestrator.followups import after_change
 from orchestrator.participants import assignment, repository, service
 from orchestrator.participants.schemas import ForumKey, PersonOut
-from orchestrator.web.deps import AppSettings, ConferenceBySlug, DbSession
+from orchestrator.web.deps import AppClock, AppSettings, ConferenceBySlug, DbSession, Mail
 
 router = APIRouter(prefix="/conferences/{slug}", tags=["assignments"])
 
@@ -25,12 +26,15 @@ async def run_assignment(
     conference: ConferenceBySlug,
     session: DbSession,
     settings: AppSettings,
+    mail: Mail,
+    clock: AppClock,
     overflow: Annotated[Literal["most_room", "waitlist"] | None, Query()] = None,
 ) -> dict[str, Any]:
     """Run the balancer; organiser overrides and self-service choices are kept."""
     report = await assignment.run_assignment(
         session, conference, overflow=overflow or settings.assignment_overflow
     )
+    await after_change(session, conference, mail, clock())
     return report.as_dict()
 
 
@@ -41,9 +45,12 @@ async def override_assignment(
     conference: ConferenceBySlug,
     session: DbSession,
     settings: AppSettings,
+    mail: Mail,
+    clock: AppClock,
 ) -> PersonOut:
     """Put a person into a forum (or onto the waiting list); the balancer keeps it."""
     await assignment.set_override(session, conference, person_id, body.forum, force=body.force)
+    await after_change(session, conference, mail, clock(), person_ids=[person_id])
     person = await repository.get(session, conference.id, person_id)
     await session.refresh(person, ["assignments"])
     return service.to_out(person, settings.base_url)
@@ -51,7 +58,12 @@ async def override_assignment(
 
 @router.delete("/participants/{person_id}/assignment", status_code=status.HTTP_204_NO_CONTENT)
 async def clear_override(
-    person_id: uuid.UUID, conference: ConferenceBySlug, session: DbSession
+    person_id: uuid.UUID,
+    conference: ConferenceBySlug,
+    session: DbSession,
+    mail: Mail,
+    clock: AppClock,
 ) -> None:
-    """Hand the person back to the balancer."""
+    """Hand the person back to the balancer (their seat is free until the next run)."""
     await assignment.clear_override(session, conference, person_id)
+    await after_change(session, conference, mail, clock(), person_ids=[person_id])

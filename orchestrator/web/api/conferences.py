@@ -17,7 +17,8 @@ from orchestrator.conferences.schemas import (
     SessionOut,
 )
 from orchestrator.errors import InvalidInputError
-from orchestrator.web.deps import ConferenceBySlug, DbSession, RoomTemplates
+from orchestrator.followups import after_change
+from orchestrator.web.deps import AppClock, ConferenceBySlug, DbSession, Mail, RoomTemplates
 from orchestrator.web.uploads import read_limited
 
 router = APIRouter(prefix="/conferences", tags=["conferences"])
@@ -29,9 +30,15 @@ async def list_conferences(session: DbSession) -> list[ConferenceOut]:
 
 
 async def _save(
-    session: DbSession, spec: ConferenceSpec, response: Response, templates: RoomTemplates
+    session: DbSession,
+    spec: ConferenceSpec,
+    response: Response,
+    templates: RoomTemplates,
+    mail: Mail,
+    clock: AppClock,
 ) -> ConferenceOut:
     outcome = await service.import_spec(session, spec, templates)
+    await after_change(session, outcome.conference, mail, clock())
     response.status_code = status.HTTP_201_CREATED if outcome.created else status.HTTP_200_OK
     conference = await repository.get_by_slug(session, outcome.conference.slug)
     return service.to_out(conference, await repository.forum_fill(session, conference.id))
@@ -39,10 +46,15 @@ async def _save(
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses={200: {"model": ConferenceOut}})
 async def create_conference(
-    spec: ConferenceSpec, session: DbSession, response: Response, templates: RoomTemplates
+    spec: ConferenceSpec,
+    session: DbSession,
+    response: Response,
+    templates: RoomTemplates,
+    mail: Mail,
+    clock: AppClock,
 ) -> ConferenceOut:
     """Create an edition from the same shape as the TOML file, or update it by slug."""
-    return await _save(session, spec, response, templates)
+    return await _save(session, spec, response, templates, mail, clock)
 
 
 @router.post(
@@ -53,6 +65,8 @@ async def import_conference(
     session: DbSession,
     response: Response,
     templates: RoomTemplates,
+    mail: Mail,
+    clock: AppClock,
 ) -> ConferenceOut:
     """Upload a conference TOML file (idempotent: a second upload updates)."""
     try:
@@ -64,7 +78,7 @@ async def import_conference(
         raise InvalidInputError(
             f"{file.filename}: {service.describe_validation_error(error)}"
         ) from None
-    return await _save(session, spec, response, templates)
+    return await _save(session, spec, response, templates, mail, clock)
 
 
 @router.get("/{slug}")
@@ -73,8 +87,11 @@ async def get_conference(conference: ConferenceBySlug, session: DbSession) -> Co
 
 
 @router.patch("/{slug}")
-async def update_conference(slug: str, patch: ConferencePatch, session: DbSession) -> ConferenceOut:
+async def update_conference(
+    slug: str, patch: ConferencePatch, session: DbSession, mail: Mail, clock: AppClock
+) -> ConferenceOut:
     conference = await service.update(session, slug, patch)
+    await after_change(session, conference, mail, clock())
     return service.to_out(conference, await repository.forum_fill(session, conference.id))
 
 

@@ -7,9 +7,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, UploadFile, status
 
+from orchestrator.erasure import erase
+from orchestrator.followups import after_change
 from orchestrator.participants import importing, repository, service
 from orchestrator.participants.schemas import PersonIn, PersonOut, PersonPage, PersonPatch
-from orchestrator.web.deps import AppSettings, ConferenceBySlug, DbSession
+from orchestrator.web.deps import AppClock, AppSettings, ConferenceBySlug, DbSession, Mail
 from orchestrator.web.uploads import read_limited
 
 router = APIRouter(prefix="/conferences/{slug}/participants", tags=["participants"])
@@ -39,9 +41,16 @@ async def list_participants(
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def create_participant(
-    data: PersonIn, conference: ConferenceBySlug, session: DbSession, settings: AppSettings
+    data: PersonIn,
+    conference: ConferenceBySlug,
+    session: DbSession,
+    settings: AppSettings,
+    mail: Mail,
+    clock: AppClock,
 ) -> PersonOut:
-    return service.to_out(await service.create(session, conference, data), settings.base_url)
+    person = await service.create(session, conference, data)
+    await after_change(session, conference, mail, clock(), person_ids=[person.id])
+    return service.to_out(person, settings.base_url)
 
 
 @router.post("/import")
@@ -49,6 +58,8 @@ async def import_participants(
     conference: ConferenceBySlug,
     session: DbSession,
     file: Annotated[UploadFile, File(description="CSV (; or ,) or XLSX")],
+    mail: Mail,
+    clock: AppClock,
     skip_invalid: Annotated[bool, Form()] = False,
 ) -> dict[str, Any]:
     """Import a file; with bad rows nothing is imported (422 with every bad row) unless
@@ -60,6 +71,7 @@ async def import_participants(
         await read_limited(file),
         skip_invalid=skip_invalid,
     )
+    await after_change(session, conference, mail, clock())
     return report.as_dict()
 
 
@@ -82,13 +94,18 @@ async def update_participant(
     conference: ConferenceBySlug,
     session: DbSession,
     settings: AppSettings,
+    mail: Mail,
+    clock: AppClock,
 ) -> PersonOut:
-    person = await service.update(session, conference, person_id, patch)
-    return service.to_out(person, settings.base_url)
+    await service.update(session, conference, person_id, patch)
+    await after_change(session, conference, mail, clock(), person_ids=[person_id])
+    return service.to_out(
+        await repository.get(session, conference.id, person_id), settings.base_url
+    )
 
 
 @router.delete("/{person_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_participant(
     person_id: uuid.UUID, conference: ConferenceBySlug, session: DbSession
 ) -> None:
-    await service.delete(session, conference, person_id)
+    await erase(session, conference, person_id)
