@@ -364,8 +364,12 @@ async def set_override(
     forum_key: str | None,
     *,
     force: bool = False,
+    source: AssignmentSource = AssignmentSource.OVERRIDE,
 ) -> Assignment:
-    """Put a person into a forum (None: onto the waiting list); the balancer keeps it."""
+    """Put a person into a forum (None: onto the waiting list); the balancer keeps it.
+
+    `source` says who decided: an organiser (override) or the person (self_service).
+    """
     await _lock(session, conference.id)
     await _require_person(session, conference.id, person_id)
     forum, round_id = await _target(session, conference, forum_key)
@@ -375,13 +379,18 @@ async def set_override(
     if row is None:
         row = Assignment(person_id=person_id, session_id=round_id)
         session.add(row)
-    row.source = AssignmentSource.OVERRIDE
+    row.source = source
     row.status = AssignmentStatus.WAITLISTED if forum is None else AssignmentStatus.ASSIGNED
     row.forum_id = None if forum is None else forum.id
     row.choice_rank = None if forum is None else await _choice_rank(session, person_id, forum.id)
     await session.flush()
-    extra = {"conference": conference.slug, "forum": forum_key, "forced": force}
-    log.info("participants.override_set", extra=extra)
+    extra = {
+        "conference": conference.slug,
+        "forum": forum_key,
+        "forced": force,
+        "source": source.value,
+    }
+    log.info("participants.placed", extra=extra)
     return row
 
 
