@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     mail_from: str = "Konferenz-Orchestrator <noreply@localhost>"
     mail_concurrency: int = Field(default=4, ge=1, le=64)  # parallel SMTP connections
     mail_rate: float | None = Field(default=None, gt=0)  # messages per second, None: no cap
+    # The worker's safety-net tick (it also wakes at each due time), and how often a waiting
+    # worker tries for the PostgreSQL worker lock.
+    worker_sweep_seconds: float = Field(default=60, gt=0)
+    worker_lock_poll_seconds: float = Field(default=5, gt=0)
 
     jitsi_base_url: str = "https://meet.example.org"
     jitsi_app_id: str = "orchestrator"
@@ -67,6 +71,11 @@ class Settings(BaseSettings):
 
     # room_templates/ of the source tree; the Docker image sets its own path.
     room_templates_dir: Path = Path(__file__).resolve().parents[1] / "room_templates"
+
+    # Attendance: fold raw event_sync events into stays every N seconds (and right after
+    # each write batch); cross-check with prosody's census every N seconds. Empty: off.
+    attendance_fold_seconds: float | None = Field(default=5.0, gt=0)
+    attendance_census_seconds: float | None = Field(default=60.0, gt=0)
 
     assignment_overflow: Literal["most_room", "waitlist"] = Field(default="most_room")
 

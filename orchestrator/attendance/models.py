@@ -30,12 +30,18 @@ class JitsiEvent(Base):
     # sha256 of the canonical payload: event_sync's retries of one event collapse into one row.
     digest: Mapped[str] = mapped_column(String(64), unique=True)
     event_name: Mapped[str] = mapped_column(String(40))
-    room_name: Mapped[str] = mapped_column(String(200), index=True)
+    room_name: Mapped[str] = mapped_column(String(200))
     occupant_id: Mapped[str | None] = mapped_column(String(200))
     occurred_at: Mapped[datetime | None]
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     processed: Mapped[bool] = mapped_column(default=False, index=True)
+
+    # The folder reads one occupant's events, and a room's created/destroyed events.
+    __table_args__ = (
+        Index("ix_jitsi_events_room_occupant", "room_name", "occupant_id"),
+        Index("ix_jitsi_events_room_event", "room_name", "event_name"),
+    )
 
 
 class PresenceInterval(Base):

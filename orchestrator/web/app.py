@@ -66,7 +66,12 @@ def create_app(
             if with_worker
             else None
         )
-        yield
+        async with events.intake(  # event_sync writer, folder, census cross-check
+            _app,
+            fold_interval=settings.attendance_fold_seconds,
+            census_interval=settings.attendance_census_seconds,
+        ):
+            yield
         stop.set()
         if worker is not None:
             await worker

@@ -34,7 +34,7 @@ async def _unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:
 _bearer = HTTPBearer(auto_error=False, description="ORCH_API_KEY")
 
 
-def require_staff(
+async def require_staff(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
@@ -68,7 +68,7 @@ class JitsiUnauthorizedError(OrchestratorError):
 _jitsi_bearer = HTTPBearer(auto_error=False, description="ORCH_JITSI_WEBHOOK_SECRET")
 
 
-def require_jitsi(
+async def require_jitsi(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_jitsi_bearer)],
 ) -> None:
