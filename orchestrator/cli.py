@@ -313,7 +313,9 @@ def demo(
         settings.base_url = f"http://{host}:{port}"
     if not no_serve and not port_free(host, port):
         raise fail(f"Port {port} auf {host} ist belegt; wählen Sie einen anderen mit --port.")
-    summary = run(lambda: _with_db(settings, lambda s: setup.load(s, people), migrate=True))
+    summary = run(
+        lambda: _with_db(settings, lambda s: setup.load(s, people, settings), migrate=True)
+    )
     typer.echo(setup.banner(settings, summary))
     if not no_serve:
         _serve(settings, host, port)

@@ -138,6 +138,13 @@ def test_demo_serves_the_sample_conference(tmp_path: Path) -> None:
         ).json()
         assert people["total"] == 301  # 300 generated and the organiser
         assert sum(1 for p in people["items"] if p["forum"]) > 0
+        sink = tmp_path / "data" / "mail"
+        deadline = time.monotonic() + 60  # the in-process worker delivers to the local sink
+        while len(list(sink.glob("*.eml"))) < 301 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert len(list(sink.glob("*.eml"))) == 301
+        page = httpx.get(people["items"][0]["personal_url"])  # the demo's own base URL
+        assert page.status_code == 200 and "Integrationskonferenz" in page.text
     finally:
         process.terminate()
         output = process.communicate(timeout=30)[0]

@@ -10,7 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from orchestrator.conferences import repository
 from orchestrator.conferences import service as conferences
 from orchestrator.config import Settings
+from orchestrator.db import utcnow
 from orchestrator.demo import people
+from orchestrator.followups import MailContext, after_change
+from orchestrator.invitations import service as invitations
+from orchestrator.mail.rendering import message_domain
 from orchestrator.participants import assignment, importing
 from orchestrator.participants import repository as participants
 
@@ -24,10 +28,12 @@ class DemoSummary:
     people: int
     first_choice: int
     second_choice: int
+    invitations: int
+    sample_token: str
 
 
-async def load(session: AsyncSession, count: int) -> DemoSummary:
-    """Import (or refresh) the sample conference with `count` generated people and assign."""
+async def load(session: AsyncSession, count: int, settings: Settings) -> DemoSummary:
+    """Import (or refresh) the sample conference with `count` people, assign, invite."""
     outcome = await conferences.import_file(session, SAMPLE_CONFERENCE)
     conference = await repository.get_by_slug(session, outcome.conference.slug)
     rows = people.generate(count, [forum.key for forum in conference.forums], seed=1)
@@ -46,12 +52,25 @@ async def load(session: AsyncSession, count: int) -> DemoSummary:
         session, conference, list(enumerate(rows, start=2)), skip_invalid=False
     )
     report = await assignment.run_assignment(session, conference)
+    mail = MailContext(base_url=settings.base_url, sender=settings.mail_from)
+    await after_change(session, conference, mail, utcnow())
+    invited = await invitations.queue_invitations(
+        session,
+        conference,
+        base_url=settings.base_url,
+        message_domain=message_domain(settings.mail_from),
+        sender=settings.mail_from,
+        now=utcnow(),
+    )
+    sample = await participants.find_by_email(session, conference.id, rows[0]["email"])
     return DemoSummary(
         slug=conference.slug,
         forums=len(conference.forums),
         people=await participants.count(session, conference.id),
         first_choice=report.first_choice,
         second_choice=report.second_choice,
+        invitations=invited.queued,
+        sample_token=sample.token if sample else "",
     )
 
 
@@ -66,6 +85,16 @@ def banner(settings: Settings, summary: DemoSummary) -> str:
             f"  Konferenz:      {summary.slug} ({summary.forums} Foren, {summary.people} Personen;"
             f" {summary.first_choice} im Erstwunsch, {summary.second_choice} im Zweitwunsch)",
             f"  Datenverzeichnis: {settings.data_dir.resolve()}",
+            f"  Einladungen:    {summary.invitations} neu eingereiht; Versand in den lokalen "
+            f"Briefkasten {settings.mail_sink_dir.resolve()} (.eml)",
+            f"  Persönliche Seite (Beispiel): {base}/p/{summary.sample_token}",
+            f"  Einlass (Check-in): {base}/admin/{summary.slug}/checkin  (Anmeldung mit dem "
+            f"API-Schlüssel)",
+            f"  Einladungen:    {summary.invitations} neu eingereiht; Versand in den lokalen "
+            f"Briefkasten {settings.mail_sink_dir.resolve()} (.eml)",
+            f"  Persönliche Seite (Beispiel): {base}/p/{summary.sample_token}",
+            f"  Einlass (Check-in): {base}/admin/{summary.slug}/checkin  (Anmeldung mit dem "
+            "API-Schlüssel)",
             f"  API:            {base}/api/v1/conferences",
             f"  API-Dokumentation: {base}/docs  (OpenAPI: {base}/openapi.json)",
             f"  API-Schlüssel:  {settings.api_key}  (Datei {key_file})",
