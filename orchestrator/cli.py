@@ -367,6 +367,8 @@ def worker() -> None:
     from orchestrator.worker import run_worker, stop_on_signals
 
     settings = _settings()
+    if settings.resolved_database_url.startswith("sqlite"):
+        run(lambda: _with_db(settings, _noop, migrate=True))  # as serve does
 
     async def work() -> None:
         stop = asyncio.Event()

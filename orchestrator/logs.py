@@ -25,3 +25,5 @@ def configure(level: str = "INFO") -> None:
     root.setLevel(level.upper())
     # Migrations announce every step at INFO; users only need to hear about problems.
     logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
+    # The scheduler reports every sweep at INFO; our own reminders.tick says what matters.
+    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, root.level))

@@ -341,6 +341,10 @@ def _decide(
     except ValueError as error:  # an address no mail can carry, or no session or room left
         _skip(row, str(error), now, report)
         return None
+    except Exception as error:  # a bug in one mail must not hold back every row due after it
+        log.exception("reminders.render_failed", extra={"reminder": row.id})
+        _skip(row, f"Fehler beim Erstellen: {type(error).__name__}", now, report)
+        return None
     row.state, row.due_at, row.handled_at, row.note = ReminderState.QUEUED, verdict.due_at, now, ""
     report.queued += 1
     return mail
