@@ -34,14 +34,21 @@ async def _unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:
 _bearer = HTTPBearer(auto_error=False, description="ORCH_API_KEY")
 
 
+def _bearer_matches(
+    request: Request, secret: str, credentials: HTTPAuthorizationCredentials | None
+) -> bool:
+    """Whether the bearer token equals the named secret (constant-time compare)."""
+    expected: str = request.app.state.settings.require(secret)
+    given = credentials.credentials if credentials else ""
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
 async def require_staff(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
     """Staff API access: `Authorization: Bearer ORCH_API_KEY` (constant-time compare)."""
-    expected: str = request.app.state.settings.require("api_key")
-    given = credentials.credentials if credentials else ""
-    if not hmac.compare_digest(given.encode(), expected.encode()):
+    if not _bearer_matches(request, "api_key", credentials):
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             detail="Anmeldung erforderlich (Authorization: Bearer <ORCH_API_KEY>).",
@@ -73,14 +80,9 @@ async def require_jitsi(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_jitsi_bearer)],
 ) -> None:
     """Jitsi callbacks (event_sync, reservations): `Authorization: Bearer` the webhook secret."""
-    expected: str = request.app.state.settings.require("jitsi_webhook_secret")
-    given = credentials.credentials if credentials else ""
-    if not hmac.compare_digest(given.encode(), expected.encode()):
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            detail="unauthorized",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+    if not _bearer_matches(request, "jitsi_webhook_secret", credentials):
+        # {message}: prosody's reservation module shows that field when it refuses a room.
+        raise JitsiUnauthorizedError("Nicht autorisiert / unauthorized")
 
 
 async def get_templates(request: Request) -> dict[str, RoomTemplate]:
