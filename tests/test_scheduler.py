@@ -82,7 +82,7 @@ async def test_a_tick_queues_due_reminders_and_sets_the_wakeup(
         assert [row.kind for row in await _outbox(sessions)] == ["reminder"] * PEOPLE
         assert notified == [1, 1]
         times = scheduler.job_times()
-        assert set(times) == {"sweep", "replan", "wakeup"}
+        assert set(times) == {"sweep", "replan", "wakeup", "retention"}
         assert scheduler.wakeup_at == times["wakeup"] == berlin(3, 11, 11)  # the round's P7D
         clock.set(berlin(3, 11, 11))
         report = await scheduler.tick("wakeup")

@@ -28,6 +28,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[impo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from orchestrator.attendance.retention import retention_job
 from orchestrator.clock import Clock, system_clock
 from orchestrator.conferences.models import Conference, ConferenceSession, ConferenceStatus
 from orchestrator.conferences.repository import CONFERENCE_GRAPH
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 Sessions = async_sessionmaker[AsyncSession]
 BATCH_SIZE = 500
 REPLAN_SECONDS = 300.0
+RETENTION_SECONDS = 6 * 3600  # data past its retention period goes within hours
 # A row still due after a tick could not be claimed (another transaction holds it): look
 # again this soon instead of spinning.
 RETRY_GAP = timedelta(seconds=1)
@@ -109,6 +111,13 @@ class ReminderScheduler:
             "interval",
             seconds=self.replan_seconds,
             id="replan",
+            next_run_time=datetime.now(UTC),
+        )
+        self._jobs.add_job(
+            self._run_retention,
+            "interval",
+            seconds=RETENTION_SECONDS,
+            id="retention",
             next_run_time=datetime.now(UTC),
         )
         log.info("reminders.scheduler_started", extra={"sweep_seconds": self.sweep_seconds})
@@ -213,6 +222,15 @@ class ReminderScheduler:
         async with self._busy:
             await self._reschedule()
         return done
+
+    async def _run_retention(self) -> None:
+        """Delete or anonymise what has passed its conference's retention period (§4.11)."""
+        if self._stopping:
+            return
+        try:
+            await retention_job(self.sessions, self.clock)
+        except Exception:
+            log.exception("attendance.retention_failed")
 
     async def _run_replan(self) -> None:
         if self._stopping:
