@@ -149,6 +149,7 @@ def test_demo_serves_the_sample_conference(tmp_path: Path) -> None:
         process.terminate()
         output = process.communicate(timeout=30)[0]
     assert "curl -H 'Authorization: Bearer" in output
+    assert output.count("Persönliche Seite") == 1  # each banner line once
 
 
 def _wait_healthy(base: str, process: subprocess.Popen[str]) -> None:

@@ -89,11 +89,6 @@ def banner(settings: Settings, summary: DemoSummary) -> str:
             f"Briefkasten {settings.mail_sink_dir.resolve()} (.eml)",
             f"  Persönliche Seite (Beispiel): {base}/p/{summary.sample_token}",
             f"  Einlass (Check-in): {base}/admin/{summary.slug}/checkin  (Anmeldung mit dem "
-            f"API-Schlüssel)",
-            f"  Einladungen:    {summary.invitations} neu eingereiht; Versand in den lokalen "
-            f"Briefkasten {settings.mail_sink_dir.resolve()} (.eml)",
-            f"  Persönliche Seite (Beispiel): {base}/p/{summary.sample_token}",
-            f"  Einlass (Check-in): {base}/admin/{summary.slug}/checkin  (Anmeldung mit dem "
             "API-Schlüssel)",
             f"  API:            {base}/api/v1/conferences",
             f"  API-Dokumentation: {base}/docs  (OpenAPI: {base}/openapi.json)",
