@@ -201,3 +201,13 @@ async def test_deleting_a_participant_erases_their_mail_too(api: httpx.AsyncClie
     assert (await api.delete(url)).status_code == 204
     after = (await api.get("/api/v1/conferences/ik-heinsberg-2027/outbox")).json()
     assert sum(after.values()) == 0
+
+
+async def test_metrics_count_the_outbox_without_personal_data(api: httpx.AsyncClient) -> None:
+    await _import_sample(api)
+    await _add(api, email="metrik@example.org", forum_choices=["sprache"])
+    await api.post("/api/v1/conferences/ik-heinsberg-2027/invitations/send")
+    response = await api.get("/metrics", headers={"Authorization": ""})
+    assert response.status_code == 200
+    assert 'orchestrator_outbox_messages{state="queued"} 1' in response.text
+    assert "metrik@example.org" not in response.text
