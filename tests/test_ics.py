@@ -660,3 +660,37 @@ def test_spliced_calendar_equals_the_library_serialisation() -> None:
             ics._vevent("REQUEST", event, zone, party, party, stamp, "REQ-PARTICIPANT")
         )
     assert built == reference.to_ical()
+
+
+@pytest.mark.parametrize("method", ["REQUEST", "CANCEL"])
+@pytest.mark.parametrize(
+    "name",
+    ['Ömer "O\'Connor" <script>\r\nBcc: x@evil.org', "نور الهدى", "A\\;B,C^D" * 9, ""],
+)
+def test_line_by_line_vevent_equals_the_library_component(method: str, name: str) -> None:
+    """The per-line VEVENT (shared lines cached) is byte for byte the library's component."""
+    from zoneinfo import ZoneInfo
+
+    from orchestrator.invitations import ics
+
+    zone = ZoneInfo("Europe/Berlin")
+    organiser = ics.Party("orga@kreis-heinsberg.example", "Kreis Heinsberg; Amt \"47\"")
+    attendee = ics.Party("oemer@example.org", name)
+    stamp = datetime(2027, 1, 1, 8, 15, tzinfo=UTC)
+    for summer in (False, True):
+        month = 7 if summer else 1
+        event = ics.CalendarEvent(
+            uid=f"ik.forum-{month}.3f2a@example.org",
+            sequence=month,
+            start=datetime(2027, month, 18, 9, 30, tzinfo=zone),
+            end=datetime(2027, month, 18, 11, tzinfo=UTC),
+            summary=f"Forum: {name} – Sprache & Arbeit\n",
+            description=f"Agenda\r\n{name}\nhttps://example.org/j/abc/room\x07" * 3,
+            location=f"https://example.org/j/{month}/forum-sprache-{name[:3]}",
+            url="https://example.org/p/abc",
+            cancelled=summer,
+        )
+        for _ in range(2):  # the second round comes from the caches
+            built = ics._vevent_bytes(method, event, zone, organiser, attendee, stamp, "CHAIR")
+            reference = ics._vevent(method, event, zone, organiser, attendee, stamp, "CHAIR")
+            assert built == ics._serialise(reference)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
@@ -21,13 +21,16 @@ from icalendar import (
     Calendar,
     Component,
     Event,
+    Parameters,
     Timezone,
     TimezoneDaylight,
     TimezoneStandard,
     vCalAddress,
     vRecur,
+    vText,
     vUri,
 )
+from icalendar.parser import Contentline
 
 PRODID = "-//Kreis Heinsberg//Konferenz-Orchestrator//DE"
 
@@ -104,7 +107,7 @@ def build_calendar(
     cal.add("method", method)
     head, end = _serialise(cal).rsplit(b"END:VCALENDAR", 1)
     body = b"".join(
-        _serialise(_vevent(method, event, zone, organizer, attendee, stamp, attendee_role))
+        _vevent_bytes(method, event, zone, organizer, attendee, stamp, attendee_role)
         for event in events
     )
     return (
@@ -129,8 +132,28 @@ def _serialise(component: Component) -> bytes:
     for line in component.content_lines():
         if line:
             raw = line.encode("utf-8")
-            lines.append(raw if len(raw) < _FOLD_AT else line.to_ical())
+            lines.append(raw if len(raw) < _FOLD_AT else _fold(raw))
     return b"\r\n".join(lines) + b"\r\n"
+
+
+def _fold(raw: bytes) -> bytes:
+    """icalendar's fold of one content line, by slicing octets instead of per character.
+
+    Same rule as the library: each piece stays under 75 octets, never splits a UTF-8
+    sequence, and a piece does not end in a backslash or caret (an escape would be torn).
+    """
+    pieces = []
+    start, size = 0, len(raw)
+    while size - start >= _FOLD_AT:
+        cut = start + _FOLD_AT - 1
+        while raw[cut] & 0xC0 == 0x80:  # a UTF-8 continuation octet: cut before its lead
+            cut -= 1
+        if raw[cut - 1] in b"\\^" and len(raw[start:cut].decode("utf-8")) > 1:
+            cut -= 1
+        pieces.append(raw[start:cut])
+        start = cut
+    pieces.append(raw[start:])
+    return b"\r\n ".join(pieces)
 
 
 def event_uid(
@@ -214,6 +237,78 @@ def _vevent(
     vevent.add("organizer", _address(organizer))
     vevent.add("attendee", _attendee(attendee, role, rsvp=not cancelled))
     return vevent
+
+
+def _vevent_bytes(
+    method: _Method,
+    event: CalendarEvent,
+    zone: ZoneInfo,
+    organizer: Party,
+    attendee: Party,
+    stamp: datetime,
+    role: str,
+) -> bytes:
+    """Exactly ``_serialise(_vevent(...))``, made line by line (a test pins the equality).
+
+    Every line is still built and escaped by the library. Lines that are the same for
+    everyone in a session (times, summary, organiser, status) are made once and reused;
+    the personal ones (UID, description, location, URL, attendee) go straight through
+    the library's content-line builder, without a component around them.
+    """
+    cancelled = method == "CANCEL" or event.cancelled
+    tzid = zone.key
+    lines = {
+        "UID": _line("UID", vText(event.uid)),
+        "SEQUENCE": _shared_line("sequence", event.sequence, ""),
+        "DTSTAMP": _shared_line("dtstamp", stamp.astimezone(UTC), "UTC"),
+        "DTSTART": _shared_line("dtstart", event.start.astimezone(zone), tzid),
+        "DTEND": _shared_line("dtend", event.end.astimezone(zone), tzid),
+        "SUMMARY": _shared_line("summary", _single_line(event.summary), ""),
+        "DESCRIPTION": _line("DESCRIPTION", vText(_multi_line(event.description))),
+        "LOCATION": _line("LOCATION", vText(_single_line(event.location))),
+        "URL": _line("URL", vUri(_safe_url(event.url))),
+        "STATUS": _shared_line("status", "CANCELLED" if cancelled else "CONFIRMED", ""),
+        "TRANSP": _shared_line("transp", "OPAQUE", ""),
+        "ORGANIZER": _organizer_line(organizer.email, organizer.name),
+        "ATTENDEE": _line("ATTENDEE", _attendee(attendee, role, rsvp=not cancelled)),
+    }
+    body = b"".join(lines[name] for name in _event_order())
+    return b"BEGIN:VEVENT\r\n" + body + b"END:VEVENT\r\n"
+
+
+@lru_cache(maxsize=1)
+def _event_order() -> tuple[str, ...]:
+    """The order in which icalendar writes these VEVENT properties."""
+    names = ("UID", "SEQUENCE", "DTSTAMP", "DTSTART", "DTEND", "SUMMARY", "DESCRIPTION")
+    names += ("LOCATION", "URL", "STATUS", "TRANSP", "ORGANIZER", "ATTENDEE")
+    reference = Event()
+    for name in names:
+        reference[name] = vText("")
+    return tuple(reference.sorted_keys())
+
+
+def _line(name: str, value: Any) -> bytes:
+    """One content line (folded, CRLF-terminated) of an already typed library value."""
+    params = getattr(value, "params", None) or Parameters()
+    raw = Contentline.from_parts(name, params, value).encode("utf-8")
+    return (raw if len(raw) < _FOLD_AT else _fold(raw)) + b"\r\n"
+
+
+@lru_cache(maxsize=4096)
+def _shared_line(name: str, value: str | int | datetime, tzid: str) -> bytes:
+    """A line that repeats from person to person, typed and written by the library once.
+
+    `tzid` is part of the cache key: aware datetimes of the same instant compare equal
+    whatever their zone, but their lines differ.
+    """
+    component = Event()
+    component.add(name, value)
+    return _serialise(component).removeprefix(b"BEGIN:VEVENT\r\n").removesuffix(b"END:VEVENT\r\n")
+
+
+@lru_cache(maxsize=256)
+def _organizer_line(email: str, name: str) -> bytes:
+    return _line("ORGANIZER", _address(Party(email=email, name=name)))
 
 
 def _attendee(party: Party, role: str, *, rsvp: bool) -> vCalAddress:
