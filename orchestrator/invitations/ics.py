@@ -279,8 +279,8 @@ def _vevent_bytes(
 @lru_cache(maxsize=1)
 def _event_order() -> tuple[str, ...]:
     """The order in which icalendar writes these VEVENT properties."""
-    names = ("UID", "SEQUENCE", "DTSTAMP", "DTSTART", "DTEND", "SUMMARY", "DESCRIPTION")
-    names += ("LOCATION", "URL", "STATUS", "TRANSP", "ORGANIZER", "ATTENDEE")
+    names = ["UID", "SEQUENCE", "DTSTAMP", "DTSTART", "DTEND", "SUMMARY", "DESCRIPTION"]
+    names += ["LOCATION", "URL", "STATUS", "TRANSP", "ORGANIZER", "ATTENDEE"]
     reference = Event()
     for name in names:
         reference[name] = vText("")

@@ -6,14 +6,14 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from email import policy
 from email.message import EmailMessage
 from email.utils import format_datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchestrator.db import utcnow
+from orchestrator.mail.mime import header, serialise
 from orchestrator.mail.models import OutboxMessage, OutboxState
 
 _CHUNK = 500
@@ -36,7 +36,7 @@ def finalise(message: EmailMessage, message_domain: str, now: datetime) -> str:
     message_id = f"<{uuid.uuid4().hex}@{message_domain}>"
     del message["Message-ID"], message["Date"]
     message["Message-ID"] = message_id
-    message["Date"] = format_datetime(now)
+    message["Date"] = header("Date", format_datetime(now))
     return message_id
 
 
@@ -63,30 +63,30 @@ async def enqueue_many(
     items = list(items)
     now = now or utcnow()
     known = await existing_keys(session, [item.dedup_key for item in items])
-    added = 0
+    rows = []
     for item in items:
         if item.dedup_key in known:
             continue
         known.add(item.dedup_key)
         message_id = finalise(item.message, message_domain, now)
-        session.add(
-            OutboxMessage(
-                kind=item.kind,
-                dedup_key=item.dedup_key,
-                recipient=item.recipient,
-                subject=str(item.message["Subject"] or ""),
-                message_id=message_id,
-                body=item.message.as_bytes(policy=policy.SMTP),
-                conference_id=item.conference_id,
-                person_id=item.person_id,
-                state=OutboxState.QUEUED,
-                next_attempt_at=now,
-                created_at=now,
-            )
+        rows.append(
+            {
+                "kind": item.kind,
+                "dedup_key": item.dedup_key,
+                "recipient": item.recipient,
+                "subject": str(item.message["Subject"] or ""),
+                "message_id": message_id,
+                "body": serialise(item.message),
+                "conference_id": item.conference_id,
+                "person_id": item.person_id,
+                "state": OutboxState.QUEUED,
+                "next_attempt_at": now,
+                "created_at": now,
+            }
         )
-        added += 1
-    await session.flush()
-    return added
+    if rows:  # one multi-row INSERT: per-object unit-of-work bookkeeping costs more here
+        await session.execute(insert(OutboxMessage), rows)
+    return len(rows)
 
 
 async def counts_by_state(

@@ -11,13 +11,13 @@ description blocks).
 from __future__ import annotations
 
 import base64
+import binascii
 import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from email import policy, quoprimime
-from email.headerregistry import Address, BaseHeader
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import parseaddr
 from functools import lru_cache
@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, select_autoescape
+
+from orchestrator.mail.mime import header, new_message
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 KINDS = ("invitation", "update", "cancellation")
@@ -97,8 +99,14 @@ def _template(kind: str, language: str, extension: str) -> Template:
 
 
 def _block(template: Template, name: str, context: Mapping[str, Any]) -> str:
-    block = template.blocks[name]
-    return "".join(block(template.new_context(dict(context))))
+    [text] = _blocks(template, (name,), context)
+    return text
+
+
+def _blocks(template: Template, names: tuple[str, ...], context: Mapping[str, Any]) -> list[str]:
+    """Render several blocks of a template over one context (made once: it is not cheap)."""
+    shared = template.new_context(dict(context))
+    return ["".join(template.blocks[name](shared)) for name in names]
 
 
 def _tidy(text: str) -> str:
@@ -132,10 +140,13 @@ def render_event(language: str, context: Mapping[str, Any]) -> EventText:
     if language not in LANGUAGES:
         raise ValueError(f"no calendar texts in {language!r}")
     template = environment().get_template(f"calendar.{language}.txt")
+    summary, location, description = _blocks(
+        template, ("summary", "location", "description"), context
+    )
     return EventText(
-        summary=one_line(_block(template, "summary", context)),
-        location=one_line(_block(template, "location", context)),
-        description=_tidy(_block(template, "description", context)).strip(),
+        summary=one_line(summary),
+        location=one_line(location),
+        description=_tidy(description).strip(),
     )
 
 
@@ -150,23 +161,13 @@ def message_domain(sender: str) -> str:
     return domain if _DOMAIN.fullmatch(domain) else "localhost"
 
 
-@lru_cache(maxsize=512)
-def _header(name: str, value: str) -> BaseHeader:
-    """A parsed header, made once per distinct value and shared (header objects are immutable).
-
-    Parsing headers is most of the cost of building a message with the email package; the
-    values here repeat from mail to mail (content types, sender, subject per kind and language).
-    """
-    return policy.default.header_factory(name, value)  # type: ignore[no-any-return]
-
-
 def _leaf(content_type: str, payload: str, cte: str, disposition: str = "") -> EmailMessage:
     """A non-multipart part with an already encoded payload."""
-    part = EmailMessage()
-    part["Content-Type"] = _header("Content-Type", content_type)
-    part["Content-Transfer-Encoding"] = _header("Content-Transfer-Encoding", cte)
+    part = new_message()
+    part["Content-Type"] = header("Content-Type", content_type)
+    part["Content-Transfer-Encoding"] = header("Content-Transfer-Encoding", cte)
     if disposition:
-        part["Content-Disposition"] = _header("Content-Disposition", disposition)
+        part["Content-Disposition"] = header("Content-Disposition", disposition)
     part.set_payload(payload)
     return part
 
@@ -174,14 +175,22 @@ def _leaf(content_type: str, payload: str, cte: str, disposition: str = "") -> E
 def _text(text: str, subtype: str) -> EmailMessage:
     """text/plain or text/html in UTF-8, quoted-printable (7-bit safe, still readable)."""
     normal = "\n".join(text.splitlines()) + "\n"
-    encoded = quoprimime.body_encode(normal.encode("utf-8").decode("latin-1"), 76)
+    encoded = binascii.b2a_qp(normal.encode("utf-8"), istext=True).decode("ascii")
     return _leaf(f'text/{subtype}; charset="utf-8"', encoded, "quoted-printable")
 
 
+# Base64 and quoted-printable output never contains "=_", so a boundary that starts with
+# it cannot clash with any part; it need not change from mail to mail. One per process,
+# so that the header is parsed and folded once.
+_BOUNDARY = f"=_{secrets.token_hex(12)}"
+
+
 def _multipart(subtype: str, parts: list[EmailMessage]) -> EmailMessage:
-    container = EmailMessage()
-    # Base64 and quoted-printable output never contains "=_", so the boundary cannot clash.
-    container["Content-Type"] = f'multipart/{subtype}; boundary="=_{secrets.token_hex(16)}"'
+    container = new_message()
+    boundary = f"{_BOUNDARY}.{subtype}"
+    container["Content-Type"] = header(
+        "Content-Type", f'multipart/{subtype}; boundary="{boundary}"'
+    )
     for part in parts:
         container.attach(part)
     return container
@@ -212,16 +221,16 @@ def _headers(
     language: str,
     reply_to: str | None,
 ) -> None:
-    message["From"] = _header("From", sender)
+    message["From"] = header("From", sender)
     message["To"] = mailbox(recipient.display_name, recipient.addr_spec)
     if reply_to:
-        message["Reply-To"] = _header("Reply-To", reply_to)
-    message["Subject"] = _header("Subject", one_line(subject))
+        message["Reply-To"] = header("Reply-To", reply_to)
+    message["Subject"] = header("Subject", one_line(subject))
     # RFC 3834: machine-generated; Exchange: no out-of-office replies to these.
-    message["Auto-Submitted"] = _header("Auto-Submitted", "auto-generated")
-    message["X-Auto-Response-Suppress"] = _header("X-Auto-Response-Suppress", "OOF")
-    message["Content-Language"] = _header("Content-Language", language)
-    message["MIME-Version"] = _header("MIME-Version", "1.0")
+    message["Auto-Submitted"] = header("Auto-Submitted", "auto-generated")
+    message["X-Auto-Response-Suppress"] = header("X-Auto-Response-Suppress", "OOF")
+    message["Content-Language"] = header("Content-Language", language)
+    message["MIME-Version"] = header("MIME-Version", "1.0")
 
 
 def build_message(
