@@ -16,10 +16,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import resource
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -119,15 +121,24 @@ async def stored_bodies(url: str) -> list[tuple[str, bytes]]:
     return bodies
 
 
-async def pipeline(url: str, port: int, args: argparse.Namespace) -> tuple[float, int]:
-    """Seconds from the first rendering to the last message marked sent."""
+@dataclass(frozen=True)
+class Pipeline:
+    seconds: float  # from the first rendering to the last message marked sent
+    queued: int
+    render_cpu: float  # this process: render and queue
+    sender_cpu: float  # the worker process: claim, send, record
+
+
+async def pipeline(url: str, port: int, args: argparse.Namespace) -> Pipeline:
+    """Queue everything here while a worker process delivers it; time the whole."""
     worker = subprocess.Popen(
         [sys.executable, "-c", WORKER, url, HOST, str(port), FROM, str(args.concurrency)],
         stdin=subprocess.PIPE,
         env={**os.environ, "ORCH_ENV_FILE": "/nonexistent"},
     )
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     queued = await queue_all(url, args.chunk)
+    render_cpu = time.process_time() - cpu
     while await count_sent(url) < queued:
         await asyncio.sleep(0.05)
     elapsed = time.perf_counter() - started
@@ -135,14 +146,16 @@ async def pipeline(url: str, port: int, args: argparse.Namespace) -> tuple[float
     worker.stdin.write(b"stop\n")
     worker.stdin.close()
     worker.wait(timeout=30)
-    return elapsed, queued
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return Pipeline(elapsed, queued, render_cpu, children.ru_utime + children.ru_stime)
 
 
 async def main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as directory, sink_server() as port:
         url = f"sqlite:///{Path(directory) / 'invites.sqlite3'}"
         await setup(url, args.people)
-        elapsed, queued = await pipeline(url, port, args)
+        run = await pipeline(url, port, args)
+        elapsed, queued = run.seconds, run.queued
         bodies = await stored_bodies(url)
         size = sum(len(body) for _, body in bodies) / len(bodies)
         bare_started = time.perf_counter()
@@ -153,6 +166,8 @@ async def main(args: argparse.Namespace) -> None:
         print(f"{'pipeline (render + queue + deliver)':<40} {ours:8.0f} msgs/s  {elapsed:6.1f} s")
         print(f"{'bare aiosmtplib loop (pre-rendered)':<40} {bare:8.0f} msgs/s")
         print(f"ratio: {ours / bare:.0%} (bar: >= 50 %)")
+        render_ms, sender_ms = run.render_cpu * 1000 / queued, run.sender_cpu * 1000 / queued
+        print(f"CPU per message: render + queue {render_ms:.2f} ms, sender {sender_ms:.2f} ms")
 
 
 if __name__ == "__main__":

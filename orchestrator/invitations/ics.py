@@ -100,19 +100,24 @@ def build_calendar(
     """Return one person's VCALENDAR (CRLF, folded) for the given events."""
     _check_arguments(method, events, stamp, attendee_role)
     zone = ZoneInfo(timezone)
+    head, end = _calendar_frame(method)
+    body = b"".join(
+        _vevent_bytes(method, event, zone, organizer, attendee, stamp, attendee_role)
+        for event in events
+    )
+    return head + _timezone_block(timezone, *_year_span(events, zone)) + body + end
+
+
+@lru_cache(maxsize=4)
+def _calendar_frame(method: _Method) -> tuple[bytes, bytes]:
+    """The VCALENDAR's own lines, before and after its components (the same for all)."""
     cal = Calendar()
     cal.add("prodid", PRODID)
     cal.add("version", "2.0")
     cal.add("calscale", "GREGORIAN")
     cal.add("method", method)
     head, end = _serialise(cal).rsplit(b"END:VCALENDAR", 1)
-    body = b"".join(
-        _vevent_bytes(method, event, zone, organizer, attendee, stamp, attendee_role)
-        for event in events
-    )
-    return (
-        head + _timezone_block(timezone, *_year_span(events, zone)) + body + b"END:VCALENDAR" + end
-    )
+    return head, b"END:VCALENDAR" + end
 
 
 @lru_cache(maxsize=64)

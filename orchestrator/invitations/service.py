@@ -19,7 +19,7 @@ from email.utils import parseaddr
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchestrator.conferences.models import (
@@ -298,19 +298,52 @@ def _mails(run: _Run, person: Person, changes: _Changes, *, invite: bool) -> lis
     return mails
 
 
-def _apply(session: AsyncSession, person: Person, changes: _Changes, now: datetime) -> None:
-    """Record what the mails sent: cancelled entries, and requested ones (new or raised)."""
+def _apply(person: Person, changes: _Changes, now: datetime) -> list[dict[str, object]]:
+    """Record what the mails sent: cancelled entries, and requested ones (new or raised).
+
+    Existing entries change in place; new ones come back as rows for one bulk INSERT.
+    """
     for entry, event, _ in changes.cancels:
         entry.sequence, entry.status, entry.sent_at = event.sequence, EntryStatus.CANCELLED, now
+    fresh: list[dict[str, object]] = []
     for wanted, existing in changes.requests:
         event = _requested(wanted, existing)
-        entry = existing or CalendarEntry(
-            person_id=person.id, session_id=wanted.key[0], forum_id=wanted.key[1], uid=event.uid
-        )
-        entry.sequence, entry.status = event.sequence, EntryStatus.REQUESTED
-        entry.fingerprint, entry.sent_at = wanted.fingerprint, now
         if existing is None:
-            session.add(entry)
+            fresh.append(
+                {
+                    "person_id": person.id,
+                    "session_id": wanted.key[0],
+                    "forum_id": wanted.key[1],
+                    "uid": event.uid,
+                    "sequence": event.sequence,
+                    "status": EntryStatus.REQUESTED,
+                    "fingerprint": wanted.fingerprint,
+                    "sent_at": now,
+                }
+            )
+            continue
+        existing.sequence, existing.status = event.sequence, EntryStatus.REQUESTED
+        existing.fingerprint, existing.sent_at = wanted.fingerprint, now
+    return fresh
+
+
+@dataclass
+class _Pending:
+    """What a run has rendered and not yet written: mails, new entries, newly invited."""
+
+    mails: list[Outgoing] = field(default_factory=list)
+    entries: list[dict[str, object]] = field(default_factory=list)
+    invited: list[uuid.UUID] = field(default_factory=list)
+
+
+async def _store(session: AsyncSession, pending: _Pending, run: _Run) -> int:
+    """Write a batch with one statement per table; returns how many mails were queued."""
+    if pending.entries:
+        await session.execute(insert(CalendarEntry), pending.entries)
+    if pending.invited:
+        mark = update(Person).where(Person.id.in_(pending.invited)).values(invited_at=run.now)
+        await session.execute(mark.execution_options(synchronize_session="evaluate"))
+    return await enqueue_many(session, pending.mails, message_domain=run.domain, now=run.now)
 
 
 async def _load(
@@ -362,29 +395,28 @@ async def _process(
     people, seats, entries = await _load(
         session, run.conference.id, invited=not invite, limit=limit, person_ids=person_ids
     )
-    report, batch = Report(), []
+    report, pending = Report(), _Pending()
     for person in people:
         own = entries.get(person.id, {})
         changes = _compare(run, person, seats.get(person.id, {}), own, invite=invite)
         if not (invite or changes.requests or changes.cancels):
             continue
         try:
-            batch += _mails(run, person, changes, invite=invite)
+            pending.mails += _mails(run, person, changes, invite=invite)
         except ValueError as error:  # an address no mail or calendar can carry
             report.skipped.append(str(person.id))
             log.warning("invitations.skipped", extra={"person": str(person.id), "why": str(error)})
             continue
-        _apply(session, person, changes, run.now)
-        person.invited_at = person.invited_at or run.now
+        pending.entries += _apply(person, changes, run.now)
+        if person.invited_at is None:
+            pending.invited.append(person.id)
         report.people += 1
         report.updated += len(changes.requests)
         report.cancelled += len(changes.cancels)
-        if len(batch) >= _BATCH:
-            report.queued += await enqueue_many(
-                session, batch, message_domain=run.domain, now=run.now
-            )
-            batch = []
-    report.queued += await enqueue_many(session, batch, message_domain=run.domain, now=run.now)
+        if len(pending.mails) >= _BATCH:
+            report.queued += await _store(session, pending, run)
+            pending = _Pending()
+    report.queued += await _store(session, pending, run)
     return report
 
 

@@ -16,7 +16,7 @@ import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import parseaddr
@@ -64,6 +64,11 @@ def one_line(text: str) -> str:
 
 def long_date(moment: datetime, language: str) -> str:
     """'Donnerstag, 18. März 2027' or 'Thursday, 18 March 2027'."""
+    return _long_date(moment.date(), language)
+
+
+@lru_cache(maxsize=256)
+def _long_date(moment: date, language: str) -> str:
     weekday = _WEEKDAYS[language][moment.weekday()]
     month = _MONTHS[language].split()[moment.month - 1]
     separator = ". " if language == "de" else " "
@@ -222,7 +227,9 @@ def _headers(
     reply_to: str | None,
 ) -> None:
     message["From"] = header("From", sender)
-    message["To"] = mailbox(recipient.display_name, recipient.addr_spec)
+    if one_line(recipient.display_name) != recipient.display_name:  # not made by mailbox()
+        recipient = mailbox(recipient.display_name, recipient.addr_spec)
+    message["To"] = recipient
     if reply_to:
         message["Reply-To"] = header("Reply-To", reply_to)
     message["Subject"] = header("Subject", one_line(subject))
