@@ -149,8 +149,8 @@ async def invitations_rate(url: str, port: int, args: argparse.Namespace) -> flo
     """bench/invites.py's pipeline rate (render + queue + deliver), messages per second."""
     await setup_people(url, args.invite_people)
     options = argparse.Namespace(chunk=args.chunk, concurrency=args.concurrency)
-    elapsed, queued = await pipeline(url, port, options)
-    return queued / elapsed
+    run = await pipeline(url, port, options)
+    return run.queued / run.seconds
 
 
 async def bare_rate(url: str, port: int) -> tuple[float, float]:
