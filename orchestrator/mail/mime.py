@@ -46,7 +46,9 @@ class _Policy(EmailPolicy):
             return f"{name}: {value}{self.linesep}".encode("ascii")
         if lowered in _PERSONAL:
             return super().fold_binary(name, value)
-        key = (name, str(value), type(value), self.linesep, self.max_line_length, self.utf8)
+        # A header's class follows from its name; a plain string folds differently.
+        parsed = isinstance(value, BaseHeader)
+        key = (name, str(value), parsed, self.linesep, self.max_line_length, self.utf8)
         folded = _FOLDED.get(key)
         if folded is None:
             if len(_FOLDED) >= _FOLDED_MAX:
