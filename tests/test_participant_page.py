@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 import pytest_asyncio
+import vobject
 from icalendar import Calendar
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -182,14 +183,18 @@ async def _invite(sessions: async_sessionmaker[AsyncSession], world: World, live
         await session.commit()
 
 
-def _calendar_method(body: bytes) -> str:
+def _calendar_part(body: bytes) -> bytes:
     message: Message = email.message_from_bytes(body)
     for part in message.walk():
         if part.get_content_type() == "text/calendar":
             payload = part.get_payload(decode=True)
             assert isinstance(payload, bytes)
-            return str(Calendar.from_ical(payload)["METHOD"])
+            return payload
     raise AssertionError("no calendar part")
+
+
+def _calendar_method(body: bytes) -> str:
+    return str(Calendar.from_ical(_calendar_part(body))["METHOD"])
 
 
 @pytest.mark.asyncio
@@ -323,28 +328,38 @@ async def test_language_switch(world: World, live: Live, session: AsyncSession) 
 async def test_calendar_download(
     world: World, live: Live, session: AsyncSession, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
+    """A PUBLISH file (no ATTENDEE, nothing to answer) with the invitation's UIDs."""
     anna = world.people["anna"]
     await _invite(sessions, world, live)
-    mails = len((await session.scalars(select(OutboxMessage))).all())
+    mails = (await session.scalars(select(OutboxMessage))).all()
     response = await live.client.get(f"/p/{anna.token}/calendar.ics")
     assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/calendar")
-    assert response.headers["content-disposition"].startswith("attachment;")
+    assert response.headers["content-type"] == "text/calendar; charset=utf-8; method=PUBLISH"
+    filename = re.sub(r"[^a-z0-9-]", "", world.conference.slug.lower())
+    assert response.headers["content-disposition"] == f'attachment; filename="{filename}.ics"'
     assert response.headers["cache-control"] == "no-store"
     calendar = Calendar.from_ical(response.content)
+    assert str(calendar["METHOD"]) == "PUBLISH"
     events = calendar.events
     assert [event.start for event in events] == [berlin(9, 30), berlin(11), berlin(13, 15)]
     assert all(str(getattr(event.start, "tzinfo", "")) == "Europe/Berlin" for event in events)
     assert len(calendar.walk("VTIMEZONE")) == 1
     assert FORUM_TITLE in str(events[1]["SUMMARY"])
+    assert all(str(event["STATUS"]) == "CONFIRMED" and "ORGANIZER" in event for event in events)
+    assert not any("ATTENDEE" in event for event in events)
+    assert b"RSVP" not in response.content and anna.email.encode() not in response.content
+    other = vobject.readOne(response.content.decode("utf-8"))
+    assert other.method.value == "PUBLISH"
+    assert [event.dtstart.value for event in other.vevent_list] == [e.start for e in events]
+    assert not any("attendee" in event.contents for event in other.vevent_list)
+    downloaded = {(str(e["UID"]), int(str(e["SEQUENCE"]))) for e in events}
+    assert downloaded == {(e.uid.value, int(e.sequence.value)) for e in other.vevent_list}
     entries = await session.scalars(select(CalendarEntry).where(CalendarEntry.person_id == anna.id))
-    assert {
-        (str(e["UID"]), int(str(e["SEQUENCE"]))) for e in events
-    } == {  # the invitation's events
-        (entry.uid, entry.sequence) for entry in entries
-    }
-    assert str(calendar["METHOD"]) == "REQUEST"
-    assert len((await session.scalars(select(OutboxMessage))).all()) == mails  # nothing sent
+    assert downloaded == {(entry.uid, entry.sequence) for entry in entries}
+    (invitation,) = [mail for mail in mails if mail.person_id == anna.id]
+    mailed = Calendar.from_ical(_calendar_part(invitation.body)).events
+    assert downloaded == {(str(e["UID"]), int(str(e["SEQUENCE"]))) for e in mailed}
+    assert len((await session.scalars(select(OutboxMessage))).all()) == len(mails)  # none sent
 
 
 @pytest.mark.asyncio

@@ -1,8 +1,11 @@
 """iCalendar invitations (RFC 5545/5546) as a pure function: data in, bytes out.
 
-One VCALENDAR per person, METHOD:REQUEST or METHOD:CANCEL, a VTIMEZONE for the
-conference's zone and one VEVENT per session. All text goes through the
-``icalendar`` library's escaping; nothing here concatenates content lines.
+One VCALENDAR per person, a VTIMEZONE for the conference's zone and one VEVENT per
+session. METHOD:REQUEST and METHOD:CANCEL are the iTIP messages mailed by the organiser
+(with the person as ATTENDEE); METHOD:PUBLISH is the same entries (same UID and
+SEQUENCE) as a plain file to import, without ATTENDEE, which RFC 5546 3.2.1 forbids in
+PUBLISH, so no client offers to answer it. All text goes through the ``icalendar``
+library's escaping; nothing here concatenates content lines.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from icalendar.parser import Contentline
 
 PRODID = "-//Kreis Heinsberg//Konferenz-Orchestrator//DE"
 
-_Method = Literal["REQUEST", "CANCEL"]
+_Method = Literal["REQUEST", "CANCEL", "PUBLISH"]
 _ROLES = frozenset({"CHAIR", "REQ-PARTICIPANT", "OPT-PARTICIPANT", "NON-PARTICIPANT"})
 
 # Characters that would end or split a content line or a parameter, for any parser.
@@ -88,17 +91,20 @@ class _Transition:
 
 
 def build_calendar(
-    method: Literal["REQUEST", "CANCEL"],
+    method: _Method,
     events: Sequence[CalendarEvent],
     *,
     timezone: str,
     organizer: Party,
-    attendee: Party,
+    attendee: Party | None = None,
     stamp: datetime,
     attendee_role: str = "REQ-PARTICIPANT",
 ) -> bytes:
-    """Return one person's VCALENDAR (CRLF, folded) for the given events."""
-    _check_arguments(method, events, stamp, attendee_role)
+    """Return one person's VCALENDAR (CRLF, folded) for the given events.
+
+    REQUEST and CANCEL need the attendee; PUBLISH must not have one (RFC 5546 3.2.1).
+    """
+    _check_arguments(method, events, stamp, attendee_role, attendee)
     zone = ZoneInfo(timezone)
     head, end = _calendar_frame(method)
     body = b"".join(
@@ -184,11 +190,19 @@ def _uid_part(part: str) -> str:
 
 
 def _check_arguments(
-    method: str, events: Sequence[CalendarEvent], stamp: datetime, role: str
+    method: str,
+    events: Sequence[CalendarEvent],
+    stamp: datetime,
+    role: str,
+    attendee: Party | None,
 ) -> None:
     """Refuse input that would produce an invalid iTIP message."""
-    if method not in ("REQUEST", "CANCEL"):
+    if method not in ("REQUEST", "CANCEL", "PUBLISH"):
         raise ValueError(f"unsupported METHOD: {method!r}")
+    if method == "PUBLISH" and attendee is not None:
+        raise ValueError("METHOD:PUBLISH must not name an ATTENDEE (RFC 5546 3.2.1)")
+    if method != "PUBLISH" and attendee is None:
+        raise ValueError(f"METHOD:{method} needs an ATTENDEE")
     if not events:
         raise ValueError("a calendar needs at least one event")
     if role not in _ROLES:
@@ -221,7 +235,7 @@ def _vevent(
     event: CalendarEvent,
     zone: ZoneInfo,
     organizer: Party,
-    attendee: Party,
+    attendee: Party | None,
     stamp: datetime,
     role: str,
 ) -> Event:
@@ -240,7 +254,8 @@ def _vevent(
     vevent.add("status", "CANCELLED" if cancelled else "CONFIRMED")
     vevent.add("transp", "OPAQUE")
     vevent.add("organizer", _address(organizer))
-    vevent.add("attendee", _attendee(attendee, role, rsvp=not cancelled))
+    if attendee is not None:
+        vevent.add("attendee", _attendee(attendee, role, rsvp=not cancelled))
     return vevent
 
 
@@ -249,7 +264,7 @@ def _vevent_bytes(
     event: CalendarEvent,
     zone: ZoneInfo,
     organizer: Party,
-    attendee: Party,
+    attendee: Party | None,
     stamp: datetime,
     role: str,
 ) -> bytes:
@@ -275,9 +290,10 @@ def _vevent_bytes(
         "STATUS": _shared_line("status", "CANCELLED" if cancelled else "CONFIRMED", ""),
         "TRANSP": _shared_line("transp", "OPAQUE", ""),
         "ORGANIZER": _organizer_line(organizer.email, organizer.name),
-        "ATTENDEE": _line("ATTENDEE", _attendee(attendee, role, rsvp=not cancelled)),
     }
-    body = b"".join(lines[name] for name in _event_order())
+    if attendee is not None:
+        lines["ATTENDEE"] = _line("ATTENDEE", _attendee(attendee, role, rsvp=not cancelled))
+    body = b"".join(lines[name] for name in _event_order() if name in lines)
     return b"BEGIN:VEVENT\r\n" + body + b"END:VEVENT\r\n"
 
 

@@ -32,7 +32,7 @@ from orchestrator.config import Settings
 from orchestrator.followups import after_change
 from orchestrator.invitations.ics import Party, build_calendar
 from orchestrator.invitations.service import AgendaItem, Desired, desired_events
-from orchestrator.mail.rendering import message_domain, one_line
+from orchestrator.mail.rendering import message_domain
 from orchestrator.participants import self_service
 from orchestrator.participants.models import Language, Person, Rsvp
 from orchestrator.rooms.joining import Refusal, decide_join
@@ -56,6 +56,7 @@ STATUS_KEYS = frozenset(
         "calendar_empty",
     }
 )
+CALENDAR_MEDIA_TYPE = "text/calendar; charset=utf-8; method=PUBLISH"
 DATE_PATTERNS = {"de": "EEE, d. MMMM y", "en": "EEE, d MMMM y"}
 _SVG_SIZE = re.compile(r'<svg ([^>]*?)width="(\d+)" height="(\d+)"')
 
@@ -343,7 +344,12 @@ async def language(
 async def calendar(
     token: str, request: Request, session: DbSession, settings: AppSettings, clock: AppClock
 ) -> Response:
-    """All the person's sessions as one iCalendar file (same UIDs as the invitation)."""
+    """All the person's sessions as one iCalendar file (same UIDs as the invitation).
+
+    METHOD:PUBLISH, not REQUEST: a downloaded file is no message from the organiser, so it
+    carries no ATTENDEE and nothing to answer; the UIDs and SEQUENCEs are the invitation's,
+    so importing it updates the entries the mail made instead of doubling them.
+    """
     found, _ = await join.lookup(request).find(token, "")
     if found is None:
         return _not_found(request)
@@ -354,13 +360,13 @@ async def calendar(
     if not events:
         return _see_other(token, "calendar_empty")
     body = build_calendar(
-        "REQUEST",
+        "PUBLISH",
         events,
         timezone=conference.timezone,
         organizer=Party(email=sender_address, name=conference.organiser or sender_name),
-        attendee=Party(email=person.email, name=one_line(person.display_name)),
         stamp=clock(),
     )
     name = re.sub(r"[^a-z0-9-]", "", conference.slug.lower()) or "konferenz"
     headers = {**pages.PAGE_HEADERS, "Content-Disposition": f'attachment; filename="{name}.ics"'}
-    return Response(body, media_type="text/calendar; charset=utf-8", headers=headers)
+    # RFC 5545 3.7.2: the METHOD property and the media type's "method" go together.
+    return Response(body, media_type=CALENDAR_MEDIA_TYPE, headers=headers)
