@@ -10,6 +10,7 @@ import pytest
 from icalendar import Calendar, Event
 
 from orchestrator.invitations import ics
+from orchestrator.invitations.vtimezone import vtimezone
 
 Method = Literal["REQUEST", "CANCEL", "PUBLISH"]
 METHODS = ["REQUEST", "CANCEL", "PUBLISH"]
@@ -55,7 +56,7 @@ def test_spliced_calendar_equals_the_library_serialisation(method: Method) -> No
     reference.add("version", "2.0")
     reference.add("calscale", "GREGORIAN")
     reference.add("method", method)
-    reference.add_component(ics._vtimezone("Europe/Berlin", *ics._year_span(events, zone)))
+    reference.add_component(vtimezone("Europe/Berlin", *ics._year_span(events, zone)))
     for event in events:
         reference.add_component(
             ics._vevent(method, event, zone, party, attendee, stamp, "REQ-PARTICIPANT")
