@@ -20,8 +20,9 @@ from orchestrator.conferences.models import Conference, SessionStatus
 from orchestrator.conferences.repository import session_by_key
 from orchestrator.conferences.service import import_file
 from orchestrator.config import Settings
+from orchestrator.invitations.desired import desired_events
 from orchestrator.invitations.models import CalendarEntry, EntryStatus
-from orchestrator.invitations.service import Report, desired_events, queue_invitations, sync_changes
+from orchestrator.invitations.service import Report, queue_invitations, sync_changes
 from orchestrator.mail.models import OutboxMessage
 from orchestrator.mail.outbox import counts_by_state
 from orchestrator.mail.rendering import KINDS, LANGUAGES, render
@@ -393,8 +394,8 @@ def test_fingerprint_ignores_the_time_zone_an_instant_is_written_in() -> None:
     from datetime import UTC, datetime
     from zoneinfo import ZoneInfo
 
+    from orchestrator.invitations.desired import _fingerprint
     from orchestrator.invitations.ics import CalendarEvent
-    from orchestrator.invitations.service import _fingerprint
 
     berlin = datetime(2027, 3, 18, 13, 30, tzinfo=ZoneInfo("Europe/Berlin"))
 

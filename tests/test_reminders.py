@@ -21,7 +21,7 @@ from orchestrator.clock import FrozenClock
 from orchestrator.conferences.models import Conference, ConferenceSession
 from orchestrator.conferences.repository import get_by_slug, session_by_key
 from orchestrator.conferences.service import import_file, plenary_room
-from orchestrator.invitations.service import AgendaItem
+from orchestrator.invitations.desired import AgendaItem
 from orchestrator.mail.models import OutboxMessage
 from orchestrator.participants import service as people
 from orchestrator.participants.assignment import run_assignment, set_override

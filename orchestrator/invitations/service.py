@@ -1,4 +1,4 @@
-"""What each person's calendar should hold, and the mails (through the outbox) that put it there.
+"""The mails (through the outbox) that bring each calendar to what `desired` says it should hold.
 
 Invitations go to every invitee whatever their consent flag says: the invitation is what asks
 for consent, and its privacy line links to the page where a person can withdraw it. A
@@ -14,28 +14,33 @@ import logging
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from email.utils import parseaddr
 from typing import Literal, cast
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Table, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from orchestrator.clock import Clock
+from orchestrator.conferences import repository
 from orchestrator.conferences.models import (
     Conference,
-    ConferenceMode,
-    ConferenceSession,
-    Forum,
-    SessionKind,
-    SessionStatus,
 )
-from orchestrator.conferences.service import plenary_room
-from orchestrator.invitations.ics import CalendarEvent, Party, build_calendar, event_uid
+from orchestrator.db import transaction
+from orchestrator.invitations.desired import (
+    AgendaItem,
+    Desired,
+    Key,
+    Run,
+    Seats,
+    attended,
+    desired_event,
+)
+from orchestrator.invitations.ics import CalendarEvent, Party, build_calendar
 from orchestrator.invitations.models import CalendarEntry, EntryStatus
 from orchestrator.mail.outbox import Outgoing, enqueue_many
-from orchestrator.mail.rendering import build_message, mailbox, one_line, render, render_event
-from orchestrator.participants.models import Assignment, AssignmentStatus, AttendanceMode, Person
+from orchestrator.mail.rendering import build_message, mailbox, one_line, render
+from orchestrator.participants.models import Assignment, AssignmentStatus, Person
 from orchestrator.participants.service import personal_url
 
 log = logging.getLogger(__name__)
@@ -44,32 +49,6 @@ _ENTRIES = cast(Table, CalendarEntry.__table__)
 INVITATION, UPDATE, CANCELLATION = "invitation", "update", "cancellation"
 MAIL_KINDS = (INVITATION, UPDATE, CANCELLATION)
 _BATCH = 500  # mails handed to the outbox at a time: 5,000 messages never sit in memory
-
-Key = tuple[int, int | None]  # (session id, forum id): one VEVENT per person and key
-Seats = dict[int, int]  # breakout round id -> id of the forum the person holds a seat in
-
-
-@dataclass(frozen=True)
-class AgendaItem:
-    """One line of the agenda in a mail (times in the conference's zone)."""
-
-    title: str
-    forum: str
-    start: datetime
-    end: datetime
-    place: str  # empty for people who join online
-    join_url: str | None  # /j/{token}/{room}, when the session can be joined online
-    changed: bool = False
-
-
-@dataclass(frozen=True)
-class Desired:
-    """One VEVENT the person's calendar should hold (SEQUENCE is set when it is sent)."""
-
-    key: Key
-    event: CalendarEvent
-    item: AgendaItem
-    fingerprint: str
 
 
 @dataclass
@@ -82,112 +61,17 @@ class Report:
     cancelled: int = 0  # events withdrawn with METHOD:CANCEL
     skipped: list[str] = field(default_factory=list)  # person ids no mail could be built for
 
-
-@dataclass
-class _Run:
-    """What every mail of one run needs."""
-
-    conference: Conference
-    base_url: str
-    domain: str
-    sender: str
-    now: datetime
-    sessions: dict[int, ConferenceSession] = field(init=False)
-    forums: dict[int, Forum] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.sessions = {item.id: item for item in self.conference.sessions}
-        self.forums = {forum.id: forum for forum in self.conference.forums}
-
-
-def _mode(conference: Conference, person: Person) -> AttendanceMode:
-    """An online or in-person-only conference decides; a hybrid one leaves it to the person."""
-    if conference.mode is ConferenceMode.HYBRID:
-        return person.attendance_mode
-    online = conference.mode is ConferenceMode.ONLINE
-    return AttendanceMode.ONLINE if online else AttendanceMode.IN_PERSON
-
-
-def _attended(run: _Run, seats: Seats) -> list[tuple[ConferenceSession, Forum | None]]:
-    """Plenaries not cancelled, and each round not cancelled in which the person has a seat."""
-    forums = run.forums
-    pairs: list[tuple[ConferenceSession, Forum | None]] = []
-    for item in sorted(run.sessions.values(), key=lambda s: (s.starts_at, s.id)):
-        if item.status is SessionStatus.CANCELLED:
-            continue
-        if item.kind is SessionKind.PLENARY:
-            pairs.append((item, None))
-        elif (forum := forums.get(seats.get(item.id, -1))) is not None:
-            pairs.append((item, forum))
-    return pairs
-
-
-def _join_url(
-    conference: Conference, person: Person, item: ConferenceSession, forum: Forum | None, base: str
-) -> str | None:
-    room = forum.room if forum is not None else plenary_room(item)
-    if room is None or conference.mode is ConferenceMode.IN_PERSON:
-        return None
-    return f"{base}/j/{person.token}/{room.name}"
-
-
-def _fingerprint(event: CalendarEvent) -> str:
-    """sha256 of what a calendar shows: a change means an update is due."""
-    # UTC: the same instant must hash the same whether it came from the database (UTC)
-    # or from an import in this process (the conference's zone).
-    start, end = event.start.astimezone(UTC).isoformat(), event.end.astimezone(UTC).isoformat()
-    parts = (start, end, event.summary, event.description)
-    return hashlib.sha256("\x1f".join((*parts, event.location, event.url)).encode()).hexdigest()
-
-
-def _desired(run: _Run, person: Person, item: ConferenceSession, forum: Forum | None) -> Desired:
-    """One session (and forum) as it should appear in this person's calendar."""
-    conference, mode = run.conference, _mode(run.conference, person)
-    page = personal_url(run.base_url, person)
-    join = _join_url(conference, person, item, forum, run.base_url)
-    place = ", ".join(p for p in (conference.venue, forum.in_person_room if forum else "") if p)
-    context = {"conference": conference, "session_title": item.title, "forum": forum}
-    context |= {"place": place, "mode": mode.value, "personal_url": page, "join_url": join}
-    text = render_event(person.language.value, context)
-    forum_key = forum.key if forum else None
-    event = CalendarEvent(
-        uid=event_uid(conference.slug, item.key, str(person.id), forum_key, run.domain),
-        sequence=0,
-        start=item.starts_at,
-        end=item.ends_at,
-        summary=text.summary,
-        description=text.description,
-        location=text.location,
-        url=page,
-    )
-    zone = ZoneInfo(conference.timezone)
-    agenda = AgendaItem(
-        title=item.title,
-        forum=forum.title if forum else "",
-        start=item.starts_at.astimezone(zone),
-        end=item.ends_at.astimezone(zone),
-        place="" if mode is AttendanceMode.ONLINE else place,
-        join_url=join,
-    )
-    return Desired((item.id, forum.id if forum else None), event, agenda, _fingerprint(event))
-
-
-def desired_events(
-    conference: Conference, person: Person, base_url: str, domain: str, seats: Seats | None = None
-) -> list[Desired]:
-    """What the person's calendar should hold (seats None: from person.assignments, loaded)."""
-    if seats is None:
-        seats = {
-            a.session_id: a.forum_id
-            for a in person.assignments
-            if a.status is AssignmentStatus.ASSIGNED and a.forum_id is not None
-        }
-    run = _Run(conference, base_url, domain, sender="", now=datetime.min)
-    return [_desired(run, person, item, forum) for item, forum in _attended(run, seats)]
+    def add(self, other: Report) -> None:
+        """Count another run's figures into this one."""
+        self.people += other.people
+        self.queued += other.queued
+        self.updated += other.updated
+        self.cancelled += other.cancelled
+        self.skipped += other.skipped
 
 
 def _mail(
-    run: _Run,
+    run: Run,
     person: Person,
     kind: str,
     events: Sequence[CalendarEvent],
@@ -241,14 +125,14 @@ def _requested(wanted: Desired, entry: CalendarEntry | None) -> CalendarEvent:
 
 
 def _withdrawal(
-    run: _Run, person: Person, entry: CalendarEntry
+    run: Run, person: Person, entry: CalendarEntry
 ) -> tuple[CalendarEvent, AgendaItem] | None:
     """An entry no longer wanted, as a cancelled event one SEQUENCE up."""
     item = run.sessions.get(entry.session_id)
     forum = run.forums.get(entry.forum_id) if entry.forum_id is not None else None
     if item is None or (entry.forum_id is not None and forum is None):
         return None  # its session or forum is gone (and the entry with it, by cascade)
-    was = _desired(run, person, item, forum)
+    was = desired_event(run, person, item, forum)
     event = replace(was.event, uid=entry.uid, sequence=entry.sequence + 1, cancelled=True)
     return event, was.item
 
@@ -263,10 +147,10 @@ class _Changes:
 
 
 def _compare(
-    run: _Run, person: Person, seats: Seats, entries: dict[Key, CalendarEntry], *, invite: bool
+    run: Run, person: Person, seats: Seats, entries: dict[Key, CalendarEntry], *, invite: bool
 ) -> _Changes:
     """What to request (an invitation: everything) and what to cancel (never in one)."""
-    desired = [_desired(run, person, item, forum) for item, forum in _attended(run, seats)]
+    desired = [desired_event(run, person, item, forum) for item, forum in attended(run, seats)]
     requests = [
         (d, entries.get(d.key)) for d in desired if invite or not _is_current(entries.get(d.key), d)
     ]
@@ -282,7 +166,7 @@ def _compare(
     return _Changes(requests, cancels, agenda)
 
 
-def _mails(run: _Run, person: Person, changes: _Changes, *, invite: bool) -> list[Outgoing]:
+def _mails(run: Run, person: Person, changes: _Changes, *, invite: bool) -> list[Outgoing]:
     """An invitation; or a CANCEL for what is withdrawn and an update for what is new."""
     requested = [_requested(wanted, entry) for wanted, entry in changes.requests]
     if invite:
@@ -337,7 +221,7 @@ class _Pending:
     invited: list[uuid.UUID] = field(default_factory=list)
 
 
-async def _store(session: AsyncSession, pending: _Pending, run: _Run) -> int:
+async def _store(session: AsyncSession, pending: _Pending, run: Run) -> int:
     """Write a batch with one statement per table; returns how many mails were queued."""
     if pending.entries:
         # Core executemany: the ORM's bulk INSERT took ~15x as long for these rows.
@@ -354,9 +238,11 @@ async def _load(
     *,
     invited: bool,
     limit: int | None = None,
+    after: str | None = None,
     person_ids: Collection[uuid.UUID] | None = None,
 ) -> tuple[list[Person], dict[uuid.UUID, Seats], dict[uuid.UUID, dict[Key, CalendarEntry]]]:
-    """People (invited or not; at most `limit`; only `person_ids`), seats, calendar entries."""
+    """People (invited or not; at most `limit`, by address after `after`; only `person_ids`),
+    their seats and calendar entries."""
     # Serialise runs per conference (PostgreSQL; SQLite serialises writers anyway).
     lock = select(Conference.id).where(Conference.id == conference_id).with_for_update()
     await session.execute(lock)
@@ -364,6 +250,8 @@ async def _load(
     mine: tuple[ColumnElement[bool], ...] = (Person.conference_id == conference_id, sent)
     if person_ids is not None:
         mine = (*mine, Person.id.in_(list(person_ids)))
+    if after is not None:
+        mine = (*mine, Person.email > after)
     query = select(Person).where(*mine).order_by(Person.email).limit(limit)
     people = list(await session.scalars(query))
     if limit is not None:
@@ -386,16 +274,26 @@ async def _load(
 
 async def _process(
     session: AsyncSession,
-    run: _Run,
+    run: Run,
     *,
     invite: bool,
     limit: int | None = None,
+    after: str | None = None,
     person_ids: Collection[uuid.UUID] | None = None,
-) -> Report:
-    """Invite everyone not yet invited (invite=True), or sync everyone invited."""
+) -> tuple[Report, str | None]:
+    """Invite everyone not yet invited (invite=True), or sync everyone invited.
+
+    Also returns the address of the last person looked at (None if there was nobody):
+    the next chunk starts after it, past anyone skipped in this one.
+    """
     await session.flush()
     people, seats, entries = await _load(
-        session, run.conference.id, invited=not invite, limit=limit, person_ids=person_ids
+        session,
+        run.conference.id,
+        invited=not invite,
+        limit=limit,
+        after=after,
+        person_ids=person_ids,
     )
     report, pending = Report(), _Pending()
     for person in people:
@@ -419,7 +317,7 @@ async def _process(
             report.queued += await _store(session, pending, run)
             pending = _Pending()
     report.queued += await _store(session, pending, run)
-    return report
+    return report, people[-1].email if people else None
 
 
 async def queue_invitations(
@@ -437,8 +335,8 @@ async def queue_invitations(
     With `limit`, at most that many people: callers commit chunk by chunk so the sender
     can start on the first invitations while the rest are still being rendered.
     """
-    run = _Run(conference, base_url, message_domain, sender, now)
-    report = await _process(session, run, invite=True, limit=limit)
+    run = Run(conference, base_url, message_domain, sender, now)
+    report, _ = await _process(session, run, invite=True, limit=limit)
     log.info("invitations.queued", extra={"conference": conference.slug, **asdict(report)})
     return report
 
@@ -454,7 +352,50 @@ async def sync_changes(
     person_ids: Collection[uuid.UUID] | None = None,
 ) -> Report:
     """Bring invited people's calendars up to date: updates with SEQUENCE+1, and CANCELs."""
-    run = _Run(conference, base_url, message_domain, sender, now)
-    report = await _process(session, run, invite=False, person_ids=person_ids)
+    run = Run(conference, base_url, message_domain, sender, now)
+    report, _ = await _process(session, run, invite=False, person_ids=person_ids)
     log.info("invitations.synced", extra={"conference": conference.slug, **asdict(report)})
     return report
+
+
+async def invite_everyone(
+    sessions: async_sessionmaker[AsyncSession],
+    slug: str,
+    *,
+    base_url: str,
+    message_domain: str,
+    sender: str,
+    clock: Clock,
+    chunk: int = 250,
+) -> tuple[Report, Report]:
+    """Queue invitations for everyone not yet invited, `chunk` people per transaction; then
+    updates and cancellations for changed calendars. Idempotent: a second run adds nothing.
+
+    Each chunk commits on its own: a running sender delivers the first invitations while
+    the rest are rendered; a crash keeps what was committed and the next run goes on from
+    there; on SQLite no other writer (join clicks, Jitsi events) waits for the whole run;
+    and an event loop serves other requests between chunks.
+    """
+    if chunk < 1:
+        raise ValueError("chunk must be at least 1")
+    invited, after = Report(), None
+    while True:
+        async with transaction(sessions) as session:
+            conference = await repository.get_by_slug(session, slug)
+            run = Run(conference, base_url, message_domain, sender, clock())
+            report, after = await _process(session, run, invite=True, limit=chunk, after=after)
+        invited.add(report)
+        if after is None:
+            break
+    log.info("invitations.queued", extra={"conference": slug, **asdict(invited)})
+    async with transaction(sessions) as session:
+        conference = await repository.get_by_slug(session, slug)
+        changes = await sync_changes(
+            session,
+            conference,
+            base_url=base_url,
+            message_domain=message_domain,
+            sender=sender,
+            now=clock(),
+        )
+    return invited, changes

@@ -26,9 +26,9 @@ from orchestrator.conferences.models import (
 )
 from orchestrator.conferences.repository import CONFERENCE_GRAPH, forum_fill
 from orchestrator.errors import ConflictError, NotFoundError
+from orchestrator.invitations.desired import desired_events
 from orchestrator.invitations.ics import CalendarEvent
 from orchestrator.invitations.models import CalendarEntry, EntryStatus
-from orchestrator.invitations.service import desired_events
 from orchestrator.participants import repository
 from orchestrator.participants.assignment import set_override
 from orchestrator.participants.models import (

@@ -39,7 +39,7 @@ from orchestrator.attendance.models import (
 from orchestrator.attendance.table import attendance_table
 from orchestrator.conferences.models import Conference
 from orchestrator.conferences.repository import CONFERENCE_GRAPH
-from orchestrator.invitations.service import AgendaItem, desired_events
+from orchestrator.invitations.desired import AgendaItem, desired_events
 from orchestrator.mail.outbox import Outgoing, enqueue_many
 
 # _block and _tidy: render() itself only knows the KINDS of invitations (see render_reminder).

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from orchestrator.clock import Clock
 from orchestrator.conferences import repository as conferences
@@ -99,6 +99,15 @@ async def get_clock(request: Request) -> Clock:
 
 
 AppClock = Annotated[Clock, Depends(get_clock)]
+
+
+async def get_sessions(request: Request) -> async_sessionmaker[AsyncSession]:
+    """The session factory, for work that commits in several transactions of its own."""
+    sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
+    return sessions
+
+
+Sessions = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessions)]
 
 
 async def get_mail_context(request: Request) -> MailContext:

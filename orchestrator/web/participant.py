@@ -30,8 +30,8 @@ from orchestrator.conferences.models import Conference
 from orchestrator.conferences.service import plenary_room
 from orchestrator.config import Settings
 from orchestrator.followups import after_change
+from orchestrator.invitations.desired import AgendaItem, Desired, desired_events
 from orchestrator.invitations.ics import Party, build_calendar
-from orchestrator.invitations.service import AgendaItem, Desired, desired_events
 from orchestrator.mail.rendering import message_domain
 from orchestrator.participants import self_service
 from orchestrator.participants.models import Language, Person, Rsvp

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from orchestrator.invitations import service
 from orchestrator.mail.outbox import counts_by_state
 from orchestrator.mail.rendering import message_domain
-from orchestrator.web.deps import AppClock, AppSettings, ConferenceBySlug, DbSession
+from orchestrator.web.deps import AppClock, AppSettings, ConferenceBySlug, DbSession, Sessions
 
 router = APIRouter(prefix="/conferences/{slug}/invitations", tags=["invitations"])
 
@@ -43,19 +43,24 @@ class ProgressOut(BaseModel):
 async def send_invitations(
     conference: ConferenceBySlug,
     session: DbSession,
+    sessions: Sessions,
     settings: AppSettings,
     clock: AppClock,
     kind: Annotated[MailKind | None, Query(description="count only mails of this kind")] = None,
 ) -> SendOut:
     """Queue invitations for everyone not yet invited, then updates and cancellations for
-    changed calendars; idempotent. `outbox` counts this conference's mails by state."""
-    base_url, sender, now = settings.base_url, settings.mail_from, clock()
-    domain = message_domain(sender)
-    invited = await service.queue_invitations(
-        session, conference, base_url=base_url, message_domain=domain, sender=sender, now=now
-    )
-    changed = await service.sync_changes(
-        session, conference, base_url=base_url, message_domain=domain, sender=sender, now=now
+    changed calendars; idempotent. `outbox` counts this conference's mails by state.
+
+    Invitations commit in chunks as they are rendered: the mail sender starts on the first
+    ones while the rest are rendered, and other requests are served in between."""
+    sender = settings.mail_from
+    invited, changed = await service.invite_everyone(
+        sessions,
+        conference.slug,
+        base_url=settings.base_url,
+        message_domain=message_domain(sender),
+        sender=sender,
+        clock=clock,
     )
     return SendOut(
         invitations=RunOut(**asdict(invited)),
