@@ -14,19 +14,15 @@ import argparse
 import asyncio
 import math
 import statistics
-import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-import asyncpg
 from sqlalchemy import insert, select
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bench.common import SAMPLE, add_database_url, scratch_database
 from orchestrator.conferences.models import Conference, Forum
 from orchestrator.conferences.repository import get_by_slug
 from orchestrator.conferences.service import import_file
@@ -44,7 +40,6 @@ from orchestrator.participants.assignment import (
 from orchestrator.participants.models import ForumChoice, Person, Role, new_personal_token
 from orchestrator.schema import upgrade
 
-SAMPLE = Path(__file__).resolve().parents[1] / "orchestrator" / "demo" / "conference-heinsberg.toml"
 T = TypeVar("T")
 
 
@@ -57,39 +52,9 @@ def parse_args() -> argparse.Namespace:
         default=None,
         help="capacity multiplier (default: just enough seats for everyone)",
     )
-    parser.add_argument("--database-url", default=None, help="PostgreSQL server to use")
+    add_database_url(parser)
     parser.add_argument("--repeat", type=int, default=3, help="timed runs of the pure balancer")
     return parser.parse_args()
-
-
-async def _admin(url: str, sql: str) -> None:
-    parsed = make_url(url)
-    connection = await asyncpg.connect(
-        host=parsed.host,
-        port=parsed.port or 5432,
-        user=parsed.username,
-        password=parsed.password,
-        database=parsed.database,
-    )
-    try:
-        await connection.execute(sql)
-    finally:
-        await connection.close()
-
-
-@asynccontextmanager
-async def scratch_database(url: str | None) -> AsyncIterator[str]:
-    """A fresh, empty database: a temporary SQLite file, or a new PostgreSQL database."""
-    if url is None:
-        with tempfile.TemporaryDirectory(prefix="bench-assign-") as directory:
-            yield f"sqlite:///{Path(directory) / 'bench.sqlite3'}"
-        return
-    name = f"orch_bench_{uuid.uuid4().hex[:10]}"
-    await _admin(url, f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        await _admin(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def load_conference(session: AsyncSession, people: int, scale: float | None) -> Conference:

@@ -21,22 +21,17 @@ import asyncio
 import gc
 import itertools
 import random
-import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import asyncpg
 from sqlalchemy import insert
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bench.common import SAMPLE, add_database_url, scratch_database
 from orchestrator.attendance.exports import summary, to_csv, to_xlsx
 from orchestrator.attendance.models import (
     AttendanceOverride,
@@ -54,7 +49,6 @@ from orchestrator.participants.models import Assignment, Person, new_personal_to
 from orchestrator.rooms.models import Room
 from orchestrator.schema import upgrade
 
-SAMPLE = Path(__file__).resolve().parents[1] / "orchestrator" / "demo" / "conference-heinsberg.toml"
 BERLIN = ZoneInfo("Europe/Berlin")
 NOW = datetime(2027, 3, 18, 18, 0, tzinfo=BERLIN)
 STAYS_PER_PERSON = 20  # 6 in the opening, 8 in the forums, 6 in the results plenary
@@ -65,43 +59,13 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Time the attendance summary.")
     parser.add_argument("--sizes", type=int, nargs="+", default=[500, 5000])
     parser.add_argument("--repeat", type=int, default=5, help="timed runs; the best counts")
-    parser.add_argument("--database-url", default=None, help="PostgreSQL server to use")
+    add_database_url(parser)
     parser.add_argument(
         "--gc-off",
         action="store_true",
         help="diagnostic: time with the cyclic garbage collector paused (default: on)",
     )
     return parser.parse_args()
-
-
-async def _admin(url: str, sql: str) -> None:
-    parsed = make_url(url)
-    connection = await asyncpg.connect(
-        host=parsed.host,
-        port=parsed.port or 5432,
-        user=parsed.username,
-        password=parsed.password,
-        database=parsed.database,
-    )
-    try:
-        await connection.execute(sql)
-    finally:
-        await connection.close()
-
-
-@asynccontextmanager
-async def scratch_database(url: str | None) -> AsyncIterator[str]:
-    """A fresh, empty database: a temporary SQLite file, or a new PostgreSQL database."""
-    if url is None:
-        with tempfile.TemporaryDirectory(prefix="bench-attendance-") as directory:
-            yield f"sqlite:///{Path(directory) / 'bench.sqlite3'}"
-        return
-    name = f"orch_bench_{uuid.uuid4().hex[:10]}"
-    await _admin(url, f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        await _admin(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def at(hour: int, minute: int) -> datetime:

@@ -1,13 +1,16 @@
 """Invitations rendered and delivered vs a bare aiosmtplib loop (SPEC §6 bar: >= 50 %).
 
     .venv/bin/python bench/invites.py [--people 5000] [--chunk 250] [--concurrency 4]
+        [--database-url postgresql://postgres@127.0.0.1:5432/postgres]
 
-Setup (not timed): a fresh SQLite file with the sample conference, N generated people,
-forums assigned. Timed pipeline, as deployed: this process queues the invitations chunk
-by chunk (render: text, HTML, iCalendar; store in the outbox; commit) while a worker
+Setup (not timed): a fresh SQLite file, or with --database-url a scratch PostgreSQL
+database created on that server (and dropped afterwards), with the sample conference, N
+generated people, forums assigned. Timed pipeline, as deployed: this process queues the
+invitations chunk by chunk with `invite_everyone`, the path of `invites send` and of the
+API (render text, HTML and iCalendar; store in the outbox; commit), while a worker
 process (`orchestrator.mail.worker.run_sender`) claims and delivers them to aiosmtpd's
-Sink in a third process; the clock stops when the last message is marked sent. Bare
-limit, same run: the very bytes the pipeline stored, sent in a plain loop over one
+Sink in a third process; the clock stops when the last message is marked sent.
+Bare limit, same run: the very bytes the pipeline stored, sent in a plain loop over one
 reused aiosmtplib connection to the same sink.
 """
 
@@ -19,25 +22,24 @@ import os
 import resource
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from sqlalchemy import func, select
 
+from bench.common import SAMPLE, add_database_url, scratch_database
 from bench.outbox_send import FROM, HOST, bare_loop, sink_server
+from orchestrator.clock import system_clock
 from orchestrator.conferences import repository
 from orchestrator.conferences.service import import_file
-from orchestrator.db import create_engine, session_factory, transaction, utcnow
+from orchestrator.db import create_engine, session_factory, transaction
 from orchestrator.demo.people import generate
-from orchestrator.invitations.service import queue_invitations
+from orchestrator.invitations.service import invite_everyone
 from orchestrator.mail.models import OutboxMessage, OutboxState
 from orchestrator.mail.rendering import message_domain
 from orchestrator.participants import assignment, importing
 from orchestrator.schema import upgrade
 
-SAMPLE = Path(__file__).resolve().parents[1] / "orchestrator" / "demo" / "conference-heinsberg.toml"
 WORKER = """
 import asyncio, sys
 from orchestrator.config import Settings
@@ -59,6 +61,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--people", type=int, default=5000)
     parser.add_argument("--chunk", type=int, default=250)
     parser.add_argument("--concurrency", type=int, default=4)
+    add_database_url(parser)
     return parser.parse_args()
 
 
@@ -80,27 +83,19 @@ async def setup(url: str, people: int) -> None:
 
 
 async def queue_all(url: str, chunk: int) -> int:
-    """Render and queue everyone's invitation, committing chunk by chunk."""
+    """Render and queue everyone's invitation chunk by chunk, as `invites send` and the API do."""
     engine = create_engine(url)
-    sessions = session_factory(engine)
-    total = 0
-    while True:
-        async with transaction(sessions) as session:
-            conference = await repository.get_by_slug(session, "ik-heinsberg-2027")
-            report = await queue_invitations(
-                session,
-                conference,
-                base_url="https://konferenz.example.org",
-                message_domain=message_domain(FROM),
-                sender=FROM,
-                now=utcnow(),
-                limit=chunk,
-            )
-        total += report.queued
-        if report.people == 0:
-            break
+    invited, changes = await invite_everyone(
+        session_factory(engine),
+        "ik-heinsberg-2027",
+        base_url="https://konferenz.example.org",
+        message_domain=message_domain(FROM),
+        sender=FROM,
+        clock=system_clock,
+        chunk=chunk,
+    )
     await engine.dispose()
-    return total
+    return invited.queued + changes.queued
 
 
 async def count_sent(url: str) -> int:
@@ -151,12 +146,12 @@ async def pipeline(url: str, port: int, args: argparse.Namespace) -> Pipeline:
 
 
 async def main(args: argparse.Namespace) -> None:
-    with tempfile.TemporaryDirectory() as directory, sink_server() as port:
-        url = f"sqlite:///{Path(directory) / 'invites.sqlite3'}"
-        await setup(url, args.people)
-        run = await pipeline(url, port, args)
+    with sink_server() as port:
+        async with scratch_database(args.database_url) as url:
+            await setup(url, args.people)
+            run = await pipeline(url, port, args)
+            bodies = await stored_bodies(url)
         elapsed, queued = run.seconds, run.queued
-        bodies = await stored_bodies(url)
         size = sum(len(body) for _, body in bodies) / len(bodies)
         bare_started = time.perf_counter()
         await bare_loop(port, bodies)

@@ -24,7 +24,6 @@ import json
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
@@ -33,7 +32,6 @@ from datetime import time as clock_time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import asyncpg
 import httpx
 import uvicorn
 from fastapi import FastAPI, Response
@@ -41,6 +39,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bench.common import SAMPLE, add_database_url, load_client, percentile, scratch_database
 from orchestrator.conferences.repository import get_by_slug
 from orchestrator.conferences.schemas import ConferenceSpec
 from orchestrator.conferences.service import import_spec, parse_spec_file
@@ -54,7 +53,6 @@ from orchestrator.rooms.models import JoinClick, Room
 from orchestrator.schema import upgrade
 from orchestrator.web.app import create_app
 
-SAMPLE = Path(__file__).resolve().parents[1] / "orchestrator" / "demo" / "conference-heinsberg.toml"
 BARE_TARGET = "https://meet.example.org/bench"
 
 
@@ -64,7 +62,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--requests", type=int, default=10_000, help="per target and round")
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3, help="the median round is reported")
-    parser.add_argument("--database-url", default=None, help="PostgreSQL server to use")
+    add_database_url(parser)
     parser.add_argument("--client", type=Path, default=None, help=argparse.SUPPRESS)
     return parser.parse_args()
 
@@ -120,11 +118,6 @@ async def _visitor(client: httpx.AsyncClient, burst: _Burst) -> None:
             burst.errors += 1
 
 
-def _percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values) or [0.0]
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))] * 1000
-
-
 async def _run_burst(
     clients: list[httpx.AsyncClient], target: str, paths: list[str], n: int
 ) -> Stats:
@@ -132,7 +125,7 @@ async def _run_burst(
     started = time.perf_counter()
     await asyncio.gather(*(_visitor(client, burst) for client in clients))
     seconds = time.perf_counter() - started
-    p50, p99 = _percentile(burst.latencies, 0.50), _percentile(burst.latencies, 0.99)
+    p50, p99 = percentile(burst.latencies, 0.50), percentile(burst.latencies, 0.99)
     return Stats(target, n, seconds, burst.errors, p50, p99)
 
 
@@ -162,35 +155,6 @@ async def drive(job_file: Path) -> None:
 
 
 # --- the server side: data, app, uvicorn -------------------------------------------------
-
-
-async def _admin(url: str, sql: str) -> None:
-    parsed = make_url(url)
-    connection = await asyncpg.connect(
-        host=parsed.host,
-        port=parsed.port or 5432,
-        user=parsed.username,
-        password=parsed.password,
-        database=parsed.database,
-    )
-    try:
-        await connection.execute(sql)
-    finally:
-        await connection.close()
-
-
-@asynccontextmanager
-async def scratch_database(url: str | None, directory: Path) -> AsyncIterator[str]:
-    """A fresh database: a SQLite file in `directory`, or a new PostgreSQL database."""
-    if url is None:
-        yield f"sqlite:///{directory / 'bench.sqlite3'}"
-        return
-    name = f"orch_bench_{uuid.uuid4().hex[:10]}"
-    await _admin(url, f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        await _admin(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def todays_spec(people: int) -> ConferenceSpec:
@@ -288,27 +252,12 @@ async def run_client(
     job: dict[str, object], args: argparse.Namespace, directory: Path
 ) -> list[Stats]:
     """Start the load process, run the plan burst by burst, measuring this process's CPU."""
-    job_file = directory / "job.json"
-    job_file.write_text(json.dumps(job), encoding="utf-8")
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        __file__,
-        "--client",
-        str(job_file),
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-    )
-    assert process.stdin is not None
     results: list[Stats] = []
-    try:
+    async with load_client(__file__, job, directory) as process:
         for target, requests, measured in plan(args):
             stats = await _command(process, target, requests)
             if measured:
                 results.append(stats)
-    finally:
-        process.stdin.write(b"null\n")
-        await process.stdin.drain()
-        await process.wait()
     return results
 
 

@@ -16,7 +16,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,11 +23,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
-from pathlib import Path
 
 import aiosmtplib
 from sqlalchemy import func, insert, select, update
 
+from bench.common import scratch_database
 from orchestrator.config import Settings
 from orchestrator.db import create_engine, session_factory, transaction
 from orchestrator.mail.models import OutboxMessage, OutboxState
@@ -181,24 +180,25 @@ async def outbox_run(sessions: Sessions, port: int, options: SenderOptions) -> i
 
 
 async def main(args: argparse.Namespace) -> None:
-    with tempfile.TemporaryDirectory() as directory, sink_server() as port:
-        engine = create_engine(f"sqlite:///{Path(directory) / 'bench.sqlite3'}")
-        await upgrade(engine)
-        sessions = session_factory(engine)
-        bodies = await fill_outbox(sessions, args.messages)
-        size = sum(len(body) for _, body in bodies) / len(bodies)
-        print(f"{len(bodies)} messages of {size / 1024:.1f} KB, {args.rounds} rounds each")
-        options = SenderOptions(concurrency=args.concurrency, batch_size=args.batch)
-        bare: list[Rate] = []
-        outbox: list[Rate] = []
-        for round_number in range(args.rounds):  # interleaved: both see the same machine load
-            if round_number:
-                await requeue(sessions)
-            with measured(lambda: len(bodies), bare):
-                await bare_loop(port, bodies)
-            with measured(lambda: len(bodies), outbox):
-                await outbox_run(sessions, port, options)
-        await engine.dispose()
+    with sink_server() as port:
+        async with scratch_database(None) as url:
+            engine = create_engine(url)
+            await upgrade(engine)
+            sessions = session_factory(engine)
+            bodies = await fill_outbox(sessions, args.messages)
+            size = sum(len(body) for _, body in bodies) / len(bodies)
+            print(f"{len(bodies)} messages of {size / 1024:.1f} KB, {args.rounds} rounds each")
+            options = SenderOptions(concurrency=args.concurrency, batch_size=args.batch)
+            bare: list[Rate] = []
+            outbox: list[Rate] = []
+            for round_number in range(args.rounds):  # interleaved: both see the same machine load
+                if round_number:
+                    await requeue(sessions)
+                with measured(lambda: len(bodies), bare):
+                    await bare_loop(port, bodies)
+                with measured(lambda: len(bodies), outbox):
+                    await outbox_run(sessions, port, options)
+            await engine.dispose()
     a, b = (
         _report("(a) bare aiosmtplib loop, 1 connection", bare),
         _report(f"(b) OutboxSender, {args.concurrency} connections", outbox),

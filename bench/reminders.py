@@ -33,7 +33,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select, update
 
-from bench.assign import scratch_database
+from bench.common import add_database_url, scratch_database
 from bench.invites import count_sent, pipeline, stored_bodies
 from bench.invites import setup as setup_people
 from bench.outbox_send import FROM, HOST, bare_loop, sink_server
@@ -55,7 +55,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--lead", type=float, default=20.0, help="seconds until they fall due")
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--chunk", type=int, default=250)
-    parser.add_argument("--database-url", default=None, help="PostgreSQL server to use")
+    add_database_url(parser)
     return parser.parse_args()
 
 

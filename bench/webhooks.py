@@ -30,7 +30,8 @@ from fastapi import FastAPI, Request, Response
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
-from bench.join_burst import scratch_database, serving
+from bench.common import SAMPLE, add_database_url, load_client, percentile, scratch_database
+from bench.join_burst import serving
 from orchestrator.attendance.models import JitsiEvent, PresenceInterval
 from orchestrator.conferences.repository import get_by_slug
 from orchestrator.conferences.service import import_file, plenary_room
@@ -42,7 +43,6 @@ from orchestrator.schema import upgrade
 from orchestrator.web.app import create_app
 from tests.event_sync import PATHS, Room, new_jid, user
 
-SAMPLE = Path(__file__).resolve().parents[1] / "orchestrator" / "demo" / "conference-heinsberg.toml"
 START = 1_805_360_400  # 2027-03-18 09:00 UTC
 STEPS_PER_ROUND_SECONDS = 86_400  # each round replays the day a day later: new events
 
@@ -53,7 +53,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--events", type=int, default=10_000, help="per target and round")
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=3, help="the median round is reported")
-    parser.add_argument("--database-url", default=None, help="PostgreSQL server to use")
+    add_database_url(parser)
     parser.add_argument("--client", type=Path, default=None, help=argparse.SUPPRESS)
     return parser.parse_args()
 
@@ -107,11 +107,6 @@ class Stats:
         return self.requests / self.seconds
 
 
-def _percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values) or [0.0]
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))] * 1000
-
-
 async def _burst(
     clients: list[httpx.AsyncClient], target: str, bodies: list[tuple[str, bytes, str]]
 ) -> Stats:
@@ -141,7 +136,7 @@ async def _burst(
     started = time.perf_counter()
     await asyncio.gather(*(worker(client) for client in clients))
     seconds = time.perf_counter() - started
-    p50, p99 = _percentile(latencies, 0.50), _percentile(latencies, 0.99)
+    p50, p99 = percentile(latencies, 0.50), percentile(latencies, 0.99)
     return Stats(target, len(bodies), seconds, errors, p50, p99, acknowledged)
 
 
@@ -233,26 +228,11 @@ async def _command(process: asyncio.subprocess.Process, target: str, number: int
 
 async def run_client(job: Job, rounds: int, directory: Path) -> list[tuple[Stats, bool]]:
     """Start the load process, run the plan burst by burst, measuring this process's CPU."""
-    job_file = directory / "job.json"
-    job_file.write_text(json.dumps(job), encoding="utf-8")
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        __file__,
-        "--client",
-        str(job_file),
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        limit=2**26,  # a line of Stats carries every acknowledged digest
-    )
-    assert process.stdin is not None
     results: list[tuple[Stats, bool]] = []
-    try:
+    # a line of Stats carries every acknowledged digest: a large line limit
+    async with load_client(__file__, job, directory, limit=2**26) as process:
         for target, number, measured in plan(rounds):
             results.append((await _command(process, target, number), measured))
-    finally:
-        process.stdin.write(b"null\n")
-        await process.stdin.drain()
-        await process.wait()
     return results
 
 
