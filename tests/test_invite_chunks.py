@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from orchestrator.clock import FrozenClock
-from orchestrator.invitations.service import invite_everyone
+from orchestrator.conferences.models import SessionKind
+from orchestrator.invitations.service import Report, invite_everyone
 from orchestrator.mail.models import OutboxMessage
 from orchestrator.participants.assignment import run_assignment
 from orchestrator.participants.models import Person
@@ -19,16 +20,22 @@ NOW = datetime(2027, 2, 1, 9, 0, tzinfo=UTC)
 GOOD = ["anna", "ben", "carla", "dora", "emil"]
 
 
-async def _run(sessions: async_sessionmaker[AsyncSession], chunk: int) -> tuple[int, int, int]:
-    invited, changes = await invite_everyone(
+async def _everyone(
+    sessions: async_sessionmaker[AsyncSession], chunk: int, now: datetime = NOW
+) -> tuple[Report, Report]:
+    return await invite_everyone(
         sessions,
         "ik-heinsberg-2027",
         base_url="https://konferenz.example.org",
         message_domain="kreis.example",
         sender="Konferenz <noreply@kreis.example>",
-        clock=FrozenClock(NOW),
+        clock=FrozenClock(now),
         chunk=chunk,
     )
+
+
+async def _run(sessions: async_sessionmaker[AsyncSession], chunk: int) -> tuple[int, int, int]:
+    invited, changes = await _everyone(sessions, chunk)
     return invited.people, invited.queued, len(invited.skipped) + changes.queued
 
 
@@ -61,3 +68,24 @@ async def test_every_chunk_goes_on_past_skipped_people(
 async def test_a_chunk_of_zero_is_refused(sessions: async_sessionmaker[AsyncSession]) -> None:
     with pytest.raises(ValueError, match="chunk"):
         await _run(sessions, 0)
+
+
+@pytest.mark.asyncio
+async def test_a_later_run_updates_calendars_changed_without_a_sync(
+    session: AsyncSession, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """The sync pass covers people invited before the run, not those it just invited."""
+    conference = await load_sample(session)
+    for local in GOOD:
+        session.add(Person(conference_id=conference.id, email=f"{local}@example.org"))
+    await session.commit()
+    await run_assignment(session, conference)
+    await session.commit()
+    invited, changes = await _everyone(sessions, 2)
+    assert (invited.queued, changes.queued) == (len(GOOD), 0)
+    plenary = next(item for item in conference.sessions if item.kind is SessionKind.PLENARY)
+    plenary.starts_at += timedelta(minutes=15)  # changed behind the service's back
+    await session.commit()
+    later = NOW + timedelta(hours=1)
+    invited, changes = await _everyone(sessions, 2, later)
+    assert (invited.queued, changes.queued, changes.updated) == (0, len(GOOD), len(GOOD))

@@ -240,6 +240,7 @@ async def _load(
     limit: int | None = None,
     after: str | None = None,
     person_ids: Collection[uuid.UUID] | None = None,
+    invited_before: datetime | None = None,
 ) -> tuple[list[Person], dict[uuid.UUID, Seats], dict[uuid.UUID, dict[Key, CalendarEntry]]]:
     """People (invited or not; at most `limit`, by address after `after`; only `person_ids`),
     their seats and calendar entries."""
@@ -252,6 +253,8 @@ async def _load(
         mine = (*mine, Person.id.in_(list(person_ids)))
     if after is not None:
         mine = (*mine, Person.email > after)
+    if invited_before is not None:
+        mine = (*mine, Person.invited_at < invited_before)
     query = select(Person).where(*mine).order_by(Person.email).limit(limit)
     people = list(await session.scalars(query))
     if limit is not None:
@@ -280,6 +283,7 @@ async def _process(
     limit: int | None = None,
     after: str | None = None,
     person_ids: Collection[uuid.UUID] | None = None,
+    invited_before: datetime | None = None,
 ) -> tuple[Report, str | None]:
     """Invite everyone not yet invited (invite=True), or sync everyone invited.
 
@@ -294,6 +298,7 @@ async def _process(
         limit=limit,
         after=after,
         person_ids=person_ids,
+        invited_before=invited_before,
     )
     report, pending = Report(), _Pending()
     for person in people:
@@ -350,10 +355,15 @@ async def sync_changes(
     sender: str,
     now: datetime,
     person_ids: Collection[uuid.UUID] | None = None,
+    invited_before: datetime | None = None,
 ) -> Report:
-    """Bring invited people's calendars up to date: updates with SEQUENCE+1, and CANCELs."""
+    """Bring invited people's calendars up to date: updates with SEQUENCE+1, and CANCELs.
+
+    Only `person_ids`, if given; only people invited before `invited_before`, if given."""
     run = Run(conference, base_url, message_domain, sender, now)
-    report, _ = await _process(session, run, invite=False, person_ids=person_ids)
+    report, _ = await _process(
+        session, run, invite=False, person_ids=person_ids, invited_before=invited_before
+    )
     log.info("invitations.synced", extra={"conference": conference.slug, **asdict(report)})
     return report
 
@@ -378,7 +388,7 @@ async def invite_everyone(
     """
     if chunk < 1:
         raise ValueError("chunk must be at least 1")
-    invited, after = Report(), None
+    invited, after, started = Report(), None, clock()
     while True:
         async with transaction(sessions) as session:
             conference = await repository.get_by_slug(session, slug)
@@ -390,6 +400,7 @@ async def invite_everyone(
     log.info("invitations.queued", extra={"conference": slug, **asdict(invited)})
     async with transaction(sessions) as session:
         conference = await repository.get_by_slug(session, slug)
+        # Those just invited hold the current calendar; a change made meanwhile ran its own sync.
         changes = await sync_changes(
             session,
             conference,
@@ -397,5 +408,6 @@ async def invite_everyone(
             message_domain=message_domain,
             sender=sender,
             now=clock(),
+            invited_before=started,
         )
     return invited, changes
