@@ -170,6 +170,19 @@ async def test_search_then_check_in_without_javascript(live: Staff, session: Asy
 
 
 @pytest.mark.asyncio
+async def test_search_page_ignores_case_and_accents(live: Staff, session: AsyncSession) -> None:
+    await make_world(session)
+    await live.signed_in()
+    for query in ("ödland", "ODLAND", "oedland"):
+        found = (await live.client.get(CHECKIN, params={"q": query})).text
+        assert "Ödland" in found and "Anna Muster" not in found, query
+    found = (await live.client.get(CHECKIN, params={"q": "ANNA muster"})).text
+    assert "Anna Muster" in found and "Ödland" not in found
+    wildcard = (await live.client.get(CHECKIN, params={"q": "%"})).text
+    assert "Anna Muster" not in wildcard and "Ödland" not in wildcard
+
+
+@pytest.mark.asyncio
 async def test_check_out_records_when_someone_left(live: Staff, session: AsyncSession) -> None:
     world = await make_world(session)
     token = await live.signed_in()

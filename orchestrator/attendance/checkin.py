@@ -180,7 +180,7 @@ async def check_out(
 async def search(
     session: AsyncSession, conference: Conference, query: str, limit: int = 20
 ) -> Sequence[Person]:
-    """People of the conference whose name, email or organisation contains the query."""
+    """People whose name, email or organisation contains the query, ignoring case and accents."""
     text = query.strip()[:MAX_QUERY]
     if not text:
         return []

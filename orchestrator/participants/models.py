@@ -8,11 +8,20 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import ForeignKey, Result, String, Text, UniqueConstraint, event
+from sqlalchemy.orm import (
+    Mapped,
+    Mapper,
+    ORMExecuteState,
+    Session,
+    mapped_column,
+    relationship,
+)
+from sqlalchemy.orm.attributes import get_history
 
 from orchestrator.db import Base, utcnow
 from orchestrator.enums import str_enum
+from orchestrator.participants.search_keys import search_key
 
 if TYPE_CHECKING:
     from orchestrator.conferences.models import Conference, ConferenceSession, Forum
@@ -75,6 +84,9 @@ class Person(Base):
     first_name: Mapped[str] = mapped_column(String(100), default="")
     last_name: Mapped[str] = mapped_column(String(100), default="")
     organisation: Mapped[str] = mapped_column(String(200), default="")
+    # Folded name, email and organisation for the name search (search_keys.py); kept
+    # current by the hooks below whenever one of them changes, erasure included.
+    search_key: Mapped[str] = mapped_column(Text, default="", server_default="")
     role: Mapped[Role] = mapped_column(str_enum(Role, "person_role"), default=Role.PARTICIPANT)
     attendance_mode: Mapped[AttendanceMode] = mapped_column(
         str_enum(AttendanceMode, "attendance_mode"), default=AttendanceMode.UNDECIDED
@@ -112,6 +124,53 @@ class Person(Base):
     @property
     def display_name(self) -> str:
         return f"{self.first_name} {self.last_name}".strip() or self.email
+
+
+SEARCHED_FIELDS = ("first_name", "last_name", "email", "organisation")
+
+
+def _key_of(person: Person) -> str:
+    return search_key(person.first_name, person.last_name, person.email, person.organisation)
+
+
+@event.listens_for(Person, "before_insert")
+def _key_on_insert(_mapper: Mapper[Person], _connection: object, person: Person) -> None:
+    person.search_key = _key_of(person)
+
+
+@event.listens_for(Person, "before_update")
+def _key_on_update(_mapper: Mapper[Person], _connection: object, person: Person) -> None:
+    if any(get_history(person, name).has_changes() for name in SEARCHED_FIELDS):
+        person.search_key = _key_of(person)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _key_on_bulk(state: ORMExecuteState) -> Result[Any] | None:
+    """Bulk INSERT/UPDATE of people (lists of rows) bypass the mapper hooks: key them here.
+
+    Statements that set a searched field in `.values()` are refused: the other fields of
+    the rows they hit are unknown here, and a stale key would keep an erased name findable.
+    """
+    if not (state.is_insert or state.is_update):
+        return None
+    mapper = state.bind_mapper
+    if mapper is None or mapper.class_ is not Person:
+        return None
+    values = getattr(state.statement, "_values", None) or {}
+    if any(getattr(column, "key", column) in SEARCHED_FIELDS for column in values):
+        raise ValueError("Change people's names on the objects or as a list of rows.")
+    rows = state.parameters
+    if not isinstance(rows, list):
+        return None
+    extra: list[dict[str, Any]] = []
+    for row in rows:
+        if not any(name in row for name in SEARCHED_FIELDS):
+            extra.append({})
+        elif state.is_update and not all(name in row for name in SEARCHED_FIELDS):
+            raise ValueError("A bulk update of people must set all four searched fields.")
+        else:
+            extra.append({"search_key": search_key(*(row.get(n) for n in SEARCHED_FIELDS))})
+    return state.invoke_statement(params=extra) if any(extra) else None
 
 
 class ForumChoice(Base):

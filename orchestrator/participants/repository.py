@@ -5,13 +5,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, false, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from orchestrator.conferences.models import Forum
 from orchestrator.errors import NotFoundError
 from orchestrator.participants.models import Assignment, AssignmentStatus, ForumChoice, Person
+from orchestrator.participants.search_keys import query_forms
 
 _WITH_RELATIONS = (
     selectinload(Person.choices).selectinload(ForumChoice.forum),
@@ -21,15 +22,12 @@ _WITH_RELATIONS = (
 
 def _filtered(conference_id: int, query: str | None, forum_key: str | None) -> Select[Person]:
     statement = select(Person).where(Person.conference_id == conference_id)
-    if query:
-        pattern = f"%{query.strip().lower()}%"
-        full_name = func.lower(Person.first_name + " " + Person.last_name)
+    if query and query.strip():
+        # Case- and accent-insensitive on both backends: see search_keys.py. `autoescape`
+        # makes "%" and "_" typed by the user match themselves.
+        forms = query_forms(query)
         statement = statement.where(
-            or_(
-                full_name.like(pattern),
-                func.lower(Person.email).like(pattern),
-                func.lower(Person.organisation).like(pattern),
-            )
+            or_(false(), *(Person.search_key.contains(form, autoescape=True) for form in forms))
         )
     if forum_key:
         statement = statement.where(
