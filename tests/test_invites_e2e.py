@@ -65,15 +65,20 @@ def _calendar(message: EmailMessage) -> bytes:
     return payload
 
 
-def test_invites_send_delivers_calendar_mail_once(
-    env: dict[str, str], tmp_path: Path, smtp_server: SmtpServer
-) -> None:
+def _send_invitations(env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """Import the sample conference and PEOPLE, assign the forums, send the invitations."""
     _cli(env, "conference", "import", str(SAMPLE_TOML))
     people = tmp_path / "people.csv"
     people.write_text(PEOPLE, encoding="utf-8-sig")
     _cli(env, "participants", "import", "ik-heinsberg-2027", str(people))
     _cli(env, "forums", "assign", "ik-heinsberg-2027")
-    sent = _cli(env, "invites", "send", "ik-heinsberg-2027")
+    return _cli(env, "invites", "send", "ik-heinsberg-2027")
+
+
+def test_invites_send_delivers_calendar_mail_once(
+    env: dict[str, str], tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    sent = _send_invitations(env, tmp_path)
     assert "3 Nachrichten eingereiht" in sent.stdout and "3 versendet" in sent.stdout
     messages = _messages(smtp_server)
     assert sorted(messages) == ["anna@example.org", "noor@example.org", "oemer@example.org"]
@@ -108,12 +113,7 @@ def test_invites_send_delivers_calendar_mail_once(
 def test_moved_session_sends_updates_with_next_sequence(
     env: dict[str, str], tmp_path: Path, smtp_server: SmtpServer
 ) -> None:
-    _cli(env, "conference", "import", str(SAMPLE_TOML))
-    people = tmp_path / "people.csv"
-    people.write_text(PEOPLE, encoding="utf-8-sig")
-    _cli(env, "participants", "import", "ik-heinsberg-2027", str(people))
-    _cli(env, "forums", "assign", "ik-heinsberg-2027")
-    _cli(env, "invites", "send", "ik-heinsberg-2027")
+    _send_invitations(env, tmp_path)
     moved = tmp_path / "moved.toml"
     moved.write_text(
         SAMPLE_TOML.read_text(encoding="utf-8").replace('start = "13:15"', 'start = "13:30"'),

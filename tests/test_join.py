@@ -6,11 +6,8 @@ import asyncio
 import secrets
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
-from zoneinfo import ZoneInfo
 
 import httpx
 import jwt
@@ -22,40 +19,20 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from orchestrator.clock import FrozenClock
 from orchestrator.conferences.models import Conference
-from orchestrator.conferences.service import plenary_room
 from orchestrator.config import Settings
-from orchestrator.participants.assignment import set_override
-from orchestrator.participants.models import Language, Person, Role
+from orchestrator.participants.models import Person, Role
 from orchestrator.rooms.joining import ClickRecorder, JoinDecision, JoinLookup
 from orchestrator.rooms.models import JoinClick, JoinOutcome, Room, RoomState
 from orchestrator.rooms.templates import load_templates
 from orchestrator.web import pages
 from orchestrator.web.app import create_app
-from tests.conftest import load_sample
 from tests.live import serve
+from tests.sample_world import LiveApp, World, add_person, berlin, sample_world, serve_frozen
 
 TEMPLATES = load_templates()
-BERLIN = ZoneInfo("Europe/Berlin")
 
 
-def berlin(hour: int, minute: int = 0) -> datetime:
-    """A wall-clock time on the sample conference's day."""
-    return datetime(2027, 3, 18, hour, minute, tzinfo=BERLIN)
-
-
-@dataclass
-class World:
-    conference: Conference
-    rooms: dict[str, str]  # forum key or plenary session key -> Jitsi room name
-    people: dict[str, Person]
-
-
-@dataclass
-class Live:
-    client: httpx.AsyncClient
-    clock: FrozenClock
-    settings: Settings
-
+class Live(LiveApp):
     async def join(self, person: Person | str, room: str, **kwargs: Any) -> httpx.Response:
         token = person if isinstance(person, str) else person.token
         return await self.client.get(f"/j/{token}/{room}", **kwargs)
@@ -91,27 +68,8 @@ class Live:
         return _user(self.claims(await self.join(person, room), room, template))["moderator"]
 
 
-async def _person(
-    session: AsyncSession, conference: Conference, label: str, role: Role, forum: str | None = None
-) -> Person:
-    names = {"evil": "<script>alert(1)</script>"}
-    person = Person(conference_id=conference.id, email=f"{label}@example.org", role=role)
-    person.first_name, person.last_name = names.get(label, label.capitalize()), "Muster"
-    person.language = Language.EN if label == "emma" else Language.DE
-    session.add(person)
-    await session.flush()
-    if forum is not None or label == "waiting":  # None: onto the waiting list
-        await set_override(session, conference, person.id, forum, force=True)
-    return person
-
-
 @pytest_asyncio.fixture
 async def world(session: AsyncSession) -> World:
-    conference = await load_sample(session)
-    rooms = {forum.key: forum.room.name for forum in conference.forums if forum.room}
-    for item in conference.sessions:
-        if (room := plenary_room(item)) is not None:
-            rooms[item.key] = room.name
     specs = [
         ("anna", Role.PARTICIPANT, "sprache"),
         ("mo", Role.MODERATOR, "sprache"),
@@ -122,18 +80,15 @@ async def world(session: AsyncSession) -> World:
         ("emma", Role.PARTICIPANT, "werte"),  # speaks English
         ("evil", Role.PARTICIPANT, "sprache"),  # a first name full of markup
     ]
-    people = {spec[0]: await _person(session, conference, *spec) for spec in specs}
+    world = await sample_world(session, specs)
     await session.commit()
-    return World(conference, rooms, people)
+    return world
 
 
 @pytest_asyncio.fixture
 async def live(settings: Settings, world: World) -> AsyncIterator[Live]:
     clock = FrozenClock(berlin(11, 30))  # forums open; opening plenary over; results not yet
-    async with (
-        serve(create_app(settings, clock=clock)) as base_url,
-        httpx.AsyncClient(base_url=base_url, follow_redirects=False, timeout=30) as client,
-    ):
+    async with serve_frozen(settings, clock) as client:
         yield Live(client, clock, settings)
 
 
@@ -337,7 +292,7 @@ async def test_room_of_another_conference_is_not_found(
     other = Conference(slug=f"other-{uuid.uuid4().hex[:6]}", title="Andere", sessions=[])
     session.add(other)
     await session.flush()
-    stranger = await _person(session, other, "stranger", Role.ORGANISER)
+    stranger = await add_person(session, other, "stranger", Role.ORGANISER)
     await session.commit()
     _page(await live.join(stranger, world.rooms["sprache"]), 404)
 

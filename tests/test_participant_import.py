@@ -218,28 +218,29 @@ async def test_bad_values_are_named() -> None:
     assert any("Chefin" in e.reason for e in errors)
 
 
-def three_bad_rows() -> bytes:
-    return excel_csv(table(
+@pytest.fixture
+def three_bad_rows(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> Path:
+    """A file of five rows, three of them bad; the import's log records captured."""
+    caplog.set_level(logging.INFO, logger=importing.__name__)
+    return write(tmp_path, "drei-fehler.csv", excel_csv(table(
         HEADER,
         "anna@example.org|Anna|Schmitz|Stadt Heinsberg|sprache|werte",
         "|Bob|Becker|privat|arbeit|",
         "kein-at-zeichen.example.org|Chidi|Abdullahi|VHS|bildung|",
         "dragan@example.net|Dragan|Petrović|DRK|sprache|kochen",
         "ebru@example.net|Ebru|Demir|AWO|bleibeperspektive|arbeit",
-    ))  # fmt: skip
+    )))  # fmt: skip
 
 
 async def test_bad_rows_reject_the_whole_file(
-    tmp_path: Path,
+    three_bad_rows: Path,
     session: AsyncSession,
     sessions: async_sessionmaker[AsyncSession],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger=importing.__name__)
     conference = await sample_conference(session)
-    path = write(tmp_path, "drei-fehler.csv", three_bad_rows())
     with pytest.raises(ImportRejectedError) as raised:
-        await import_path(session, conference, path)
+        await import_path(session, conference, three_bad_rows)
     await session.commit()
     details = raised.value.details
     assert details["applied"] is False
@@ -255,15 +256,13 @@ async def test_bad_rows_reject_the_whole_file(
 
 
 async def test_skip_invalid_imports_the_good_rows(
-    tmp_path: Path,
+    three_bad_rows: Path,
     session: AsyncSession,
     sessions: async_sessionmaker[AsyncSession],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger=importing.__name__)
     conference = await sample_conference(session)
-    path = write(tmp_path, "drei-fehler.csv", three_bad_rows())
-    report = await import_path(session, conference, path, skip_invalid=True)
+    report = await import_path(session, conference, three_bad_rows, skip_invalid=True)
     await session.commit()
     assert (report.rows, report.created, report.updated, report.skipped) == (5, 2, 0, 3)
     assert report.applied and [e.row for e in report.errors] == [3, 4, 5]

@@ -6,10 +6,7 @@ import email
 import re
 import secrets
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import datetime
 from email.message import Message
-from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -21,15 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from orchestrator.attendance.checkin_codes import verify_checkin_code
 from orchestrator.clock import FrozenClock
-from orchestrator.conferences.models import Conference, Forum
+from orchestrator.conferences.models import Forum
 from orchestrator.conferences.repository import get_by_slug
-from orchestrator.conferences.service import plenary_room
 from orchestrator.config import Settings
 from orchestrator.invitations.models import CalendarEntry
 from orchestrator.invitations.service import queue_invitations
 from orchestrator.mail.models import OutboxMessage
 from orchestrator.mail.rendering import message_domain
-from orchestrator.participants.assignment import set_override
 from orchestrator.participants.models import (
     Assignment,
     AssignmentSource,
@@ -39,33 +34,13 @@ from orchestrator.participants.models import (
     Rsvp,
 )
 from orchestrator.web import pages
-from orchestrator.web.app import create_app
 from orchestrator.web.participant import csrf_token
-from tests.conftest import load_sample
-from tests.live import serve
+from tests.sample_world import LiveApp, World, berlin, sample_world, serve_frozen
 
-BERLIN = ZoneInfo("Europe/Berlin")
 FORUM_TITLE = "Sprache – Schlüssel zum Miteinander"
 
 
-def berlin(hour: int, minute: int = 0) -> datetime:
-    """A wall-clock time on the sample conference's day."""
-    return datetime(2027, 3, 18, hour, minute, tzinfo=BERLIN)
-
-
-@dataclass
-class World:
-    conference: Conference
-    rooms: dict[str, str]  # forum key or plenary session key -> Jitsi room name
-    people: dict[str, Person]
-
-
-@dataclass
-class Live:
-    client: httpx.AsyncClient
-    clock: FrozenClock
-    settings: Settings
-
+class Live(LiveApp):
     def csrf(self, person: Person) -> str:
         return csrf_token(self.settings.require("secret_key"), person.token)
 
@@ -107,25 +82,8 @@ def _status(response: httpx.Response, token: str) -> str:
     return found[1]
 
 
-async def _person(
-    session: AsyncSession, conference: Conference, label: str, role: Role, forum: str | None
-) -> Person:
-    names = {"evil": "<script>alert(1)</script>"}
-    person = Person(conference_id=conference.id, email=f"{label}@example.org", role=role)
-    person.first_name, person.last_name = names.get(label, label.capitalize()), "Muster"
-    person.language = Language.EN if label == "emma" else Language.DE
-    session.add(person)
-    await session.flush()
-    if forum is not None or label == "waiting":
-        await set_override(session, conference, person.id, forum, force=True)
-    return person
-
-
 @pytest_asyncio.fixture
 async def world(session: AsyncSession) -> World:
-    conference = await load_sample(session)
-    rooms = {forum.key: forum.room.name for forum in conference.forums if forum.room}
-    rooms |= {item.key: room.name for item in conference.sessions if (room := plenary_room(item))}
     specs = [
         ("anna", Role.PARTICIPANT, "sprache"),
         ("mo", Role.MODERATOR, "sprache"),
@@ -133,20 +91,16 @@ async def world(session: AsyncSession) -> World:
         ("evil", Role.PARTICIPANT, "sprache"),
         ("waiting", Role.PARTICIPANT, None),
     ]
-    people = {spec[0]: await _person(session, conference, *spec) for spec in specs}
+    world = await sample_world(session, specs)
     await session.execute(update(Forum).where(Forum.key == "werte").values(capacity=1))
     await session.commit()
-    return World(conference, rooms, people)
+    return world
 
 
 @pytest_asyncio.fixture
 async def live(settings: Settings, world: World) -> AsyncIterator[Live]:
     clock = FrozenClock(berlin(8, 0))  # the morning of the conference: nothing open yet
-    app = create_app(settings, clock=clock)
-    async with (
-        serve(app) as base_url,
-        httpx.AsyncClient(base_url=base_url, follow_redirects=False, timeout=30) as client,
-    ):
+    async with serve_frozen(settings, clock) as client:
         yield Live(client, clock, settings)
 
 

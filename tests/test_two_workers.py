@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -31,6 +29,7 @@ from orchestrator.participants.models import AttendanceMode, Rsvp
 from orchestrator.participants.schemas import PersonIn
 from orchestrator.scheduling.planning import replan
 from tests.conftest import SAMPLE_TOML
+from tests.processes import LoggedProcess
 from tests.smtp_server import FROM, SmtpServer, smtp_server_fixture
 
 __all__ = ["smtp_server_fixture"]
@@ -41,35 +40,16 @@ PEOPLE = 5
 Sessions = async_sessionmaker[AsyncSession]
 
 
-class Worker:
+class Worker(LoggedProcess):
     """`orchestrator worker` in a process of its own, its log in a file."""
 
     def __init__(self, name: str, directory: Path, env: dict[str, str]) -> None:
-        self.name, self.log = name, directory / f"{name}.log"
+        self.name = name
         env = env | {"ORCH_DATA_DIR": str(directory / name)}
-        with self.log.open("wb") as output:
-            self.process = subprocess.Popen(
-                [str(ORCHESTRATOR), "worker"], env=env, stdout=output, stderr=subprocess.STDOUT
-            )
-
-    def output(self) -> str:
-        return self.log.read_text(encoding="utf-8", errors="replace")
+        super().__init__([str(ORCHESTRATOR), "worker"], directory / f"{name}.log", env)
 
     def logged(self, event: str) -> bool:
         return f" {event}" in self.output()
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            return self.process.wait(timeout=5)
 
 
 def _env(database_url: str, server: SmtpServer) -> dict[str, str]:
@@ -120,7 +100,7 @@ async def _wait(condition: Callable[[], bool], timeout: float, workers: list[Wor
     """Poll until the condition holds; returns the seconds it took (fails at `timeout`)."""
     started = time.monotonic()
     while not condition():
-        logs = "\n".join(f"--- {w.name}:\n{w.output()[-3000:]}" for w in workers)
+        logs = "\n".join(f"--- {w.name}:\n{w.tail()}" for w in workers)
         assert time.monotonic() - started < timeout, f"timed out\n{logs}"
         await asyncio.sleep(0.02)
     return time.monotonic() - started

@@ -14,7 +14,6 @@ import os
 import secrets
 import signal
 import socket
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from tests.event_sync import (
     stored_digests,
     user,
 )
+from tests.processes import LoggedProcess
 
 TOTAL = 2000
 KILL_AFTER = 600  # acknowledged events
@@ -66,54 +66,29 @@ def free_port() -> int:
         return port
 
 
-class ServerProcess:
+class ServerProcess(LoggedProcess):
     """The app under uvicorn in a process of its own, output in a log file."""
 
     def __init__(self, directory: Path, name: str, port: int, env: dict[str, str]) -> None:
         script = directory / "webhook_server.py"
         script.write_text(SERVER, encoding="utf-8")
         self.url = f"http://127.0.0.1:{port}"
-        self.log = directory / f"{name}.log"
-        with self.log.open("wb") as output:
-            self.process = subprocess.Popen(
-                [sys.executable, str(script), str(port)],
-                cwd=ROOT,
-                env=env,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-            )
-
-    def output(self) -> str:
-        return self.log.read_text(encoding="utf-8", errors="replace")[-3000:]
+        args = [sys.executable, str(script), str(port)]
+        super().__init__(args, directory / f"{name}.log", env, cwd=ROOT)
 
     async def ready(self, seconds: float = 20.0) -> None:
         """Wait until /healthz answers 200."""
         deadline = time.monotonic() + seconds
         async with httpx.AsyncClient(timeout=1) as client:
             while True:
-                assert self.process.poll() is None, f"server exited:\n{self.output()}"
-                assert time.monotonic() < deadline, f"server not ready:\n{self.output()}"
+                assert self.process.poll() is None, f"server exited:\n{self.tail()}"
+                assert time.monotonic() < deadline, f"server not ready:\n{self.tail()}"
                 try:
                     if (await client.get(f"{self.url}/healthz")).status_code == 200:
                         return
                 except httpx.TransportError:
                     pass
                 await asyncio.sleep(0.05)
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown, no flush, no finally."""
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> int:
-        """SIGTERM: uvicorn shuts down cleanly and then re-raises the signal (-15)."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise
 
 
 def burst() -> list[Payload]:
@@ -181,7 +156,8 @@ async def burst_through_a_kill(
         if first.process.poll() is None:
             first.kill()
         if second is not None:
-            assert second.stop() in (0, -signal.SIGTERM), second.output()
+            # SIGTERM: uvicorn shuts down cleanly and then re-raises the signal (-15).
+            assert second.stop() in (0, -signal.SIGTERM), second.tail()
 
 
 async def _count(sync: EventSync) -> int:

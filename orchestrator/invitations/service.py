@@ -232,32 +232,35 @@ async def _store(session: AsyncSession, pending: _Pending, run: Run) -> int:
     return await enqueue_many(session, pending.mails, message_domain=run.domain, now=run.now)
 
 
+@dataclass(frozen=True)
+class _Scope:
+    """Whom a run looks at: at most `limit` people, by address after `after`; only
+    `person_ids`, if given; only people invited before `invited_before`, if given."""
+
+    limit: int | None = None
+    after: str | None = None
+    person_ids: Collection[uuid.UUID] | None = None
+    invited_before: datetime | None = None
+
+
 async def _load(
-    session: AsyncSession,
-    conference_id: int,
-    *,
-    invited: bool,
-    limit: int | None = None,
-    after: str | None = None,
-    person_ids: Collection[uuid.UUID] | None = None,
-    invited_before: datetime | None = None,
+    session: AsyncSession, conference_id: int, scope: _Scope, *, invited: bool
 ) -> tuple[list[Person], dict[uuid.UUID, Seats], dict[uuid.UUID, dict[Key, CalendarEntry]]]:
-    """People (invited or not; at most `limit`, by address after `after`; only `person_ids`),
-    their seats and calendar entries."""
+    """The people of the scope (invited or not), their seats and calendar entries."""
     # Serialise runs per conference (PostgreSQL; SQLite serialises writers anyway).
     lock = select(Conference.id).where(Conference.id == conference_id).with_for_update()
     await session.execute(lock)
     sent = Person.invited_at.is_not(None) if invited else Person.invited_at.is_(None)
     mine: tuple[ColumnElement[bool], ...] = (Person.conference_id == conference_id, sent)
-    if person_ids is not None:
-        mine = (*mine, Person.id.in_(list(person_ids)))
-    if after is not None:
-        mine = (*mine, Person.email > after)
-    if invited_before is not None:
-        mine = (*mine, Person.invited_at < invited_before)
-    query = select(Person).where(*mine).order_by(Person.email).limit(limit)
+    if scope.person_ids is not None:
+        mine = (*mine, Person.id.in_(list(scope.person_ids)))
+    if scope.after is not None:
+        mine = (*mine, Person.email > scope.after)
+    if scope.invited_before is not None:
+        mine = (*mine, Person.invited_at < scope.invited_before)
+    query = select(Person).where(*mine).order_by(Person.email).limit(scope.limit)
     people = list(await session.scalars(query))
-    if limit is not None:
+    if scope.limit is not None:
         mine = (*mine, Person.id.in_([person.id for person in people]))
     held = (
         select(Assignment.person_id, Assignment.session_id, Assignment.forum_id)
@@ -276,30 +279,15 @@ async def _load(
 
 
 async def _process(
-    session: AsyncSession,
-    run: Run,
-    *,
-    invite: bool,
-    limit: int | None = None,
-    after: str | None = None,
-    person_ids: Collection[uuid.UUID] | None = None,
-    invited_before: datetime | None = None,
+    session: AsyncSession, run: Run, scope: _Scope, *, invite: bool
 ) -> tuple[Report, str | None]:
-    """Invite everyone not yet invited (invite=True), or sync everyone invited.
+    """Invite everyone of the scope not yet invited (invite=True), or sync those invited.
 
     Also returns the address of the last person looked at (None if there was nobody):
     the next chunk starts after it, past anyone skipped in this one.
     """
     await session.flush()
-    people, seats, entries = await _load(
-        session,
-        run.conference.id,
-        invited=not invite,
-        limit=limit,
-        after=after,
-        person_ids=person_ids,
-        invited_before=invited_before,
-    )
+    people, seats, entries = await _load(session, run.conference.id, scope, invited=not invite)
     report, pending = Report(), _Pending()
     for person in people:
         own = entries.get(person.id, {})
@@ -341,7 +329,7 @@ async def queue_invitations(
     can start on the first invitations while the rest are still being rendered.
     """
     run = Run(conference, base_url, message_domain, sender, now)
-    report, _ = await _process(session, run, invite=True, limit=limit)
+    report, _ = await _process(session, run, _Scope(limit=limit), invite=True)
     log.info("invitations.queued", extra={"conference": conference.slug, **asdict(report)})
     return report
 
@@ -361,9 +349,8 @@ async def sync_changes(
 
     Only `person_ids`, if given; only people invited before `invited_before`, if given."""
     run = Run(conference, base_url, message_domain, sender, now)
-    report, _ = await _process(
-        session, run, invite=False, person_ids=person_ids, invited_before=invited_before
-    )
+    scope = _Scope(person_ids=person_ids, invited_before=invited_before)
+    report, _ = await _process(session, run, scope, invite=False)
     log.info("invitations.synced", extra={"conference": conference.slug, **asdict(report)})
     return report
 
@@ -393,7 +380,8 @@ async def invite_everyone(
         async with transaction(sessions) as session:
             conference = await repository.get_by_slug(session, slug)
             run = Run(conference, base_url, message_domain, sender, clock())
-            report, after = await _process(session, run, invite=True, limit=chunk, after=after)
+            scope = _Scope(limit=chunk, after=after)
+            report, after = await _process(session, run, scope, invite=True)
         invited.add(report)
         if after is None:
             break

@@ -11,16 +11,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parseaddr
-from typing import Annotated
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date
-from fastapi import APIRouter, Form, Request, Response
+from fastapi import APIRouter, Depends, Form, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse
+from fastapi.routing import APIRoute
 from markupsafe import Markup, escape
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -40,8 +41,6 @@ from orchestrator.rooms.models import Room
 from orchestrator.rooms.templates import RoomTemplate
 from orchestrator.web import join, pages
 from orchestrator.web.deps import AppClock, AppSettings, DbSession, Mail, RoomTemplates
-
-router = APIRouter(tags=["participants"])
 
 STATUS_KEYS = frozenset(
     {
@@ -182,15 +181,52 @@ def _see_other(token: str, status: str) -> Response:
     return Response(status_code=303, headers=headers)
 
 
-async def _checked(request: Request, token: str, given: str | None) -> Person | HTMLResponse:
-    """The token's holder if the form's CSRF token is right; else the 404 or 403 page."""
+class _Refused(HTTPException):
+    """The token or the form's CSRF token is wrong: the request gets this page instead."""
+
+    def __init__(self, page: HTMLResponse) -> None:
+        super().__init__(page.status_code)
+        self.page = page
+
+
+class PersonalRoute(APIRoute):
+    """Routes of the personal page: a refused token or form gets its page, not bare JSON."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def guarded(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except _Refused as refused:
+                return refused.page
+
+        return guarded
+
+
+router = APIRouter(tags=["participants"], route_class=PersonalRoute)
+
+
+async def _holder(token: str, request: Request) -> Person:
+    """The token's holder; an unknown token gets the 404 page."""
     person, _ = await join.lookup(request).find(token, "")
     if person is None:
-        return _not_found(request)
-    settings: Settings = request.app.state.settings
-    if given is None or not csrf_valid(settings.require("secret_key"), token, given):
-        return _forbidden(request, person, token)
+        raise _Refused(_not_found(request))
     return person
+
+
+Holder = Annotated[Person, Depends(_holder)]
+
+
+async def _checked(token: str, request: Request, holder: Holder, csrf: CsrfField = None) -> Person:
+    """The token's holder if the form's CSRF token is right; else the 403 page."""
+    settings: Settings = request.app.state.settings
+    if csrf is None or not csrf_valid(settings.require("secret_key"), token, csrf):
+        raise _Refused(_forbidden(request, holder, token))
+    return holder
+
+
+Checked = Annotated[Person, Depends(_checked)]
 
 
 async def _context(
@@ -233,17 +269,14 @@ async def _context(
 
 @router.get("/p/{token}", response_class=HTMLResponse)
 async def personal_page(
-    token: str,
     request: Request,
+    person: Holder,
     session: DbSession,
     settings: AppSettings,
     clock: AppClock,
     templates: RoomTemplates,
 ) -> HTMLResponse:
     """The person's page: agenda, forum, join buttons, RSVP, consent, check-in code."""
-    person, _ = await join.lookup(request).find(token, "")
-    if person is None:
-        return _not_found(request)
     language, context = await _context(request, session, settings, templates, person, clock())
     return pages.page("participant.html", language, **context)
 
@@ -251,17 +284,13 @@ async def personal_page(
 @router.post("/p/{token}/rsvp", status_code=303)
 async def rsvp(
     token: str,
-    request: Request,
+    checked: Checked,
     session: DbSession,
     clock: AppClock,
     mail: Mail,
-    csrf: CsrfField = None,
     answer: Field = "",
 ) -> Response:
     """Accept, decline or answer tentatively (reminders follow the answer)."""
-    checked = await _checked(request, token, csrf)
-    if not isinstance(checked, Person):
-        return checked
     if answer not in {choice.value for choice in self_service.ANSWERS}:
         return _see_other(token, "answer_missing")
     person, conference = await self_service.load(session, checked.id)
@@ -273,17 +302,13 @@ async def rsvp(
 @router.post("/p/{token}/forum", status_code=303)
 async def change_forum(
     token: str,
-    request: Request,
+    checked: Checked,
     session: DbSession,
     clock: AppClock,
     mail: Mail,
-    csrf: CsrfField = None,
     forum: Field = "",
 ) -> Response:
     """Move to a forum with a free seat; the calendar gets a CANCEL and a REQUEST."""
-    checked = await _checked(request, token, csrf)
-    if not isinstance(checked, Person):
-        return checked
     person, conference = await self_service.load(session, checked.id)
     now = clock()
     try:
@@ -299,17 +324,13 @@ async def change_forum(
 @router.post("/p/{token}/consent", status_code=303)
 async def consent(
     token: str,
-    request: Request,
+    checked: Checked,
     session: DbSession,
     clock: AppClock,
     mail: Mail,
-    csrf: CsrfField = None,
     choice: Field = "",
 ) -> Response:
     """Withdraw consent (no further reminders), or give it again."""
-    checked = await _checked(request, token, csrf)
-    if not isinstance(checked, Person):
-        return checked
     if choice not in ("give", "withdraw"):
         return _see_other(token, "answer_missing")
     person, conference = await self_service.load(session, checked.id)
@@ -324,15 +345,11 @@ async def consent(
 @router.post("/p/{token}/language", status_code=303)
 async def language(
     token: str,
-    request: Request,
+    checked: Checked,
     session: DbSession,
-    csrf: CsrfField = None,
     lang: Field = "",
 ) -> Response:
     """Store the person's language for this page and their mails."""
-    checked = await _checked(request, token, csrf)
-    if not isinstance(checked, Person):
-        return checked
     if lang not in pages.LANGUAGES:
         return _see_other(token, "answer_missing")
     person, _ = await self_service.load(session, checked.id)
@@ -342,7 +359,7 @@ async def language(
 
 @router.get("/p/{token}/calendar.ics", response_model=None)
 async def calendar(
-    token: str, request: Request, session: DbSession, settings: AppSettings, clock: AppClock
+    token: str, found: Holder, session: DbSession, settings: AppSettings, clock: AppClock
 ) -> Response:
     """All the person's sessions as one iCalendar file (same UIDs as the invitation).
 
@@ -350,9 +367,6 @@ async def calendar(
     carries no ATTENDEE and nothing to answer; the UIDs and SEQUENCEs are the invitation's,
     so importing it updates the entries the mail made instead of doubling them.
     """
-    found, _ = await join.lookup(request).find(token, "")
-    if found is None:
-        return _not_found(request)
     person, conference = await self_service.load(session, found.id)
     sender_name, sender_address = parseaddr(settings.mail_from)
     base, domain = settings.base_url, message_domain(settings.mail_from)
