@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 from zoneinfo import ZoneInfo
@@ -30,8 +30,9 @@ from orchestrator.config import Settings
 from orchestrator.participants.assignment import set_override
 from orchestrator.participants.models import Language, Person, Rsvp
 from orchestrator.web.app import create_app
-from tests.conftest import load_sample
+from tests.conftest import API_KEY, load_sample
 from tests.live import serve
+from tests.test_admin_mail import deliver, hostile, invitation
 
 AXE = Path(__file__).resolve().parent / "a11y" / "node_modules" / "axe-core" / "axe.min.js"
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
@@ -272,3 +273,84 @@ async def test_personal_page_works_by_keyboard(page: Page, site: tuple[str, Any]
     await page.loaded()
     assert await page.evaluate("location.search") == "?status=rsvp_saved"
     assert await page.evaluate("document.getElementById('answer-accepted').checked")
+
+
+async def _staff_login(page: Page, base: str, next_url: str) -> None:
+    """Sign in as staff in the browser, through the login form; the browser asks for German."""
+    await page.send("Network.enable")
+    await page.send("Network.setExtraHTTPHeaders", headers={"Accept-Language": "de-DE,de;q=0.9"})
+    await page.open(f"{base}/admin/login?next={next_url}")
+    await page.submit(
+        f"document.getElementById('api_key').value = {json.dumps(API_KEY)};"
+        "document.querySelector('form.admin-form').submit();"
+    )
+    assert await page.evaluate("location.pathname") == next_url
+
+
+@pytest.mark.asyncio
+async def test_mail_pages_have_no_axe_violations(
+    page: Page, site: tuple[str, Any], settings: Settings
+) -> None:
+    base, _ = site
+    when = datetime(2027, 3, 18, 8, tzinfo=UTC)
+    name, bad = await deliver(settings, invitation(1, when), hostile())
+    await _staff_login(page, base, "/admin/mail")
+    urls = [
+        "/admin/ik-heinsberg-2027/checkin",  # links to the mailbox in its header
+        "/admin/mail",
+        f"/admin/mail/{name}",
+        f"/admin/mail/{bad}",
+        "/admin/mail/missing.eml",
+        "/admin/mail/..%2Fx",
+    ]
+    found = {}
+    for url in urls:
+        for query in ("", "?lang=en"):
+            await page.open(base + url + query)
+            assert await page.evaluate("document.documentElement.lang") == (query[-2:] or "de")
+            found[url + query] = await page.violations()
+    settings.smtp_host = "mail.kreis-heinsberg.example"
+    await page.open(f"{base}/admin/mail")
+    assert "mail.kreis-heinsberg.example" in await page.evaluate("document.body.innerText")
+    found["with SMTP"] = await page.violations()
+    assert {url: v for url, v in found.items() if v} == {}
+
+
+@pytest.mark.asyncio
+async def test_mail_pages_work_by_keyboard(
+    page: Page, site: tuple[str, Any], settings: Settings
+) -> None:
+    base, _ = site
+    [name] = await deliver(settings, invitation(1, datetime(2027, 3, 18, 8, tzinfo=UTC)))
+    await _staff_login(page, base, "/admin/ik-heinsberg-2027/checkin")
+
+    async def follow(text: str) -> None:
+        """Tab to the link with this text (its focus visible) and press Enter."""
+        for _ in range(40):
+            stop = await page.tab()
+            if stop["text"] == text:
+                assert stop["outline"].startswith("solid"), stop
+                page.events.clear()
+                await _key(page, "Enter", "Enter", 13, "\r")
+                await page.loaded()
+                return
+        raise AssertionError(f"no focus stop {text!r}")
+
+    await follow("Test-Postfach")  # from the check-in page's header
+    assert await page.evaluate("location.pathname") == "/admin/mail"
+    await follow("Einladung 1: Integrationskonferenz")
+    assert await page.evaluate("location.pathname") == f"/admin/mail/{name}"
+    stops: list[dict[str, str]] = []
+    while len(stops) < 40 and (stop := await page.tab())["tag"] != "BODY":
+        stops.append(stop)  # one round through the message page
+    texts = [stop["text"] for stop in stops]
+    assert texts[0] == "Zum Hauptinhalt springen", texts
+    for wanted in ("Alle Konferenzen", "Test-Postfach", "Abmelden"):
+        assert wanted in texts, texts
+    assert any(text.startswith("Nachricht herunterladen (.eml,") for text in texts), texts
+    assert sum(stop["tag"] == "DIV" for stop in stops) == 1  # the scrollable parts table
+    assert all(stop["outline"].startswith("solid") for stop in stops), stops
+    await follow("Zurück zur Liste der Nachrichten")
+    assert await page.evaluate("location.pathname") == "/admin/mail"
+    await follow("Alle Konferenzen")  # back: the start page lists each check-in page
+    assert await page.evaluate("location.pathname") == "/admin/login"

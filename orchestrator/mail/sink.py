@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import codecs
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import policy
+from email.errors import MessageError
+from email.header import decode_header, make_header
+from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -14,6 +18,7 @@ from orchestrator.errors import NotFoundError
 
 # What SinkTransport writes: no path separators, no leading dot, nothing to escape.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,250}\.eml")
+_LINE_END = re.compile(r"\r\n?")
 
 
 @dataclass(frozen=True)
@@ -27,12 +32,32 @@ class SinkEntry:
     size: int
 
 
+# What a malformed header can make the email package raise while parsing it.
+_HEADER_ERRORS = (ValueError, LookupError, TypeError, AttributeError, MessageError)
+
+
+def _raw_header(message: EmailMessage, key: str) -> str:
+    """A header's encoded words decoded without parsing its structure (never raises)."""
+    raw = next((value for name, value in message.raw_items() if name.lower() == key.lower()), "")
+    try:
+        return str(make_header(decode_header(raw)))
+    except _HEADER_ERRORS:
+        return raw
+
+
+def _header_text(message: EmailMessage, key: str) -> str:
+    """A header as text; one the parser refuses (e.g. an encoded CR/LF in an address's
+    display name) is still shown, decoded, rather than failing the whole listing."""
+    try:
+        return str(message.get(key, "") or "")
+    except _HEADER_ERRORS:
+        return _raw_header(message, key)
+
+
 def _headers(path: Path) -> dict[str, str]:
     with path.open("rb") as handle:
         message = BytesParser(policy=policy.default).parse(handle, headersonly=True)
-    return {
-        key: str(message.get(key, "") or "") for key in ("Delivered-To", "To", "Subject", "Date")
-    }
+    return {key: _header_text(message, key) for key in ("Delivered-To", "To", "Subject", "Date")}
 
 
 def _date(value: str, path: Path) -> datetime:
@@ -60,22 +85,42 @@ def _entry(path: Path) -> SinkEntry:
     )
 
 
-def list_messages(directory: Path, limit: int = 200) -> list[SinkEntry]:
-    """The newest `limit` messages in the sink (an absent folder is an empty sink)."""
+def _paths(directory: Path) -> list[Path]:
+    """The sink's message files, newest first (their names start with the UTC date)."""
     if not directory.is_dir():
         return []
-    names = sorted(
-        (path for path in directory.iterdir() if _NAME.fullmatch(path.name)),
-        key=lambda path: path.name,
-        reverse=True,
-    )
+    found = (path for path in directory.iterdir() if _NAME.fullmatch(path.name))
+    return sorted(found, key=lambda path: path.name, reverse=True)
+
+
+def _entries(paths: list[Path]) -> list[SinkEntry]:
     entries = []
-    for path in names[: max(limit, 0)]:
+    for path in paths:
         try:
             entries.append(_entry(path))
         except OSError:  # deleted while we were listing
             continue
     return entries
+
+
+def list_messages(directory: Path, limit: int = 200) -> list[SinkEntry]:
+    """The newest `limit` messages in the sink (an absent folder is an empty sink)."""
+    return _entries(_paths(directory)[: max(limit, 0)])
+
+
+@dataclass(frozen=True)
+class SinkPage:
+    """Some of the sink's messages, newest first, and how many there are in all."""
+
+    entries: list[SinkEntry]
+    total: int
+
+
+def page_of_messages(directory: Path, offset: int, limit: int) -> SinkPage:
+    """The messages from `offset` (0: the newest) on, at most `limit`, and the total."""
+    paths = _paths(directory)
+    start = max(offset, 0)
+    return SinkPage(_entries(paths[start : start + max(limit, 0)]), len(paths))
 
 
 def message_path(directory: Path, name: str) -> Path:
@@ -91,3 +136,63 @@ def message_path(directory: Path, name: str) -> Path:
 def read_message(directory: Path, name: str) -> bytes:
     """The raw .eml bytes of one sink message."""
     return message_path(directory, name).read_bytes()
+
+
+@dataclass(frozen=True)
+class SinkPart:
+    """One leaf part of a message: its type, file name (if any) and decoded size."""
+
+    content_type: str
+    filename: str
+    size: int
+    attachment: bool
+
+
+@dataclass(frozen=True)
+class SinkMessage:
+    """One sink message taken apart for reading: headers, plain text, the list of parts."""
+
+    entry: SinkEntry
+    sender: str
+    to: str
+    text: str | None  # the plain-text body; None when the message has none
+    has_html: bool
+    parts: list[SinkPart]
+
+
+def _decoded(part: EmailMessage) -> str:
+    """A text part's content; an unknown charset or bad bytes never stop the reading."""
+    raw = part.get_payload(decode=True)
+    payload = raw if isinstance(raw, bytes) else b""
+    charset = part.get_content_charset() or "utf-8"
+    try:
+        codecs.lookup(charset)
+    except LookupError:
+        charset = "utf-8"
+    return _LINE_END.sub("\n", payload.decode(charset, errors="replace"))
+
+
+def _part(part: EmailMessage) -> SinkPart:
+    raw = part.get_payload(decode=True)
+    return SinkPart(
+        content_type=part.get_content_type(),
+        filename=part.get_filename() or "",
+        size=len(raw) if isinstance(raw, bytes) else 0,
+        attachment=part.get_content_disposition() == "attachment",
+    )
+
+
+def open_message(directory: Path, name: str) -> SinkMessage:
+    """One sink message with its headers, plain-text body and parts (its HTML is not read)."""
+    path = message_path(directory, name)
+    message = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
+    text = message.get_body(preferencelist=("plain",))
+    html = message.get_body(preferencelist=("html",))
+    return SinkMessage(
+        entry=_entry(path),
+        sender=_header_text(message, "From"),
+        to=_header_text(message, "To"),
+        text=_decoded(text) if isinstance(text, EmailMessage) else None,
+        has_html=html is not None,
+        parts=[_part(part) for part in message.walk() if not part.is_multipart()],
+    )

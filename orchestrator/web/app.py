@@ -13,7 +13,16 @@ from orchestrator.clock import Clock, system_clock
 from orchestrator.config import Settings, get_settings
 from orchestrator.db import create_engine, session_factory
 from orchestrator.rooms.templates import load_templates
-from orchestrator.web import admin_checkin, errors, health, join, pages, participant, staff
+from orchestrator.web import (
+    admin_checkin,
+    admin_mail,
+    errors,
+    health,
+    join,
+    pages,
+    participant,
+    staff,
+)
 from orchestrator.web.api import (
     assignments,
     attendance,
@@ -95,6 +104,7 @@ def create_app(
     app.include_router(participant.router)
     app.include_router(staff.router)  # /admin/login, /admin/logout (session + CSRF)
     app.include_router(admin_checkin.router)
+    app.include_router(admin_mail.router)  # after check-in: /admin/{slug}/checkin wins
     app.include_router(keys.router)  # public: prosody cannot send our secret when fetching
     app.include_router(health.router)
     app.mount("/static", pages.static_files(), name="static")
