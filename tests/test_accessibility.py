@@ -128,6 +128,11 @@ class Page:
             f"axe.run(document, {options}).then(r => r.violations.map(v => "
             "`${v.id} (${v.impact}): ${v.help} at ${v.nodes.map(n => n.target).join(' | ')}`))"
         )
+        # axe does not check reflow (WCAG 1.4.10): on a phone, no sideways scrolling.
+        width = "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        wider = await self.evaluate(width)
+        if wider > 0:
+            found.append(f"reflow: the page is {wider}px wider than the screen")
         return list(found)
 
 
