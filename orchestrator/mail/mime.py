@@ -9,8 +9,9 @@ spared here, each without changing a byte of the result (tests compare with poli
 - Folding a header (`_Policy.fold_binary`): walking the parse tree again for every mail;
   the folded bytes of repeating headers are kept. The Message-ID, ours and plain ASCII,
   is written as the library would write any short unstructured line.
-- `header_max_count`: the library builds a new header class on each call, i.e. on each
-  header set; the answer per header name is kept.
+- Header classes (`_Registry`): the library builds a new class for every header it parses
+  and every header set (`header_max_count`), which also leaves cyclic garbage; one class
+  per header name is kept.
 - The generator (`_Generator._write_lines`) writes body lines one call at a time; one
   substitution of line ends gives the same bytes.
 """
@@ -18,14 +19,12 @@ spared here, each without changing a byte of the result (tests compare with poli
 from __future__ import annotations
 
 import re
-from email import policy as _policies
 from email.generator import BytesGenerator
-from email.headerregistry import BaseHeader
+from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.policy import EmailPolicy
 from functools import lru_cache
 from io import BytesIO
-from typing import Any
 
 # What the email package counts as a line end when it writes a body (generator.NLCRE).
 _LINE_END = re.compile(r"\r\n|\r|\n")
@@ -34,11 +33,23 @@ _PERSONAL = frozenset({"to", "cc", "bcc", "message-id"})  # never the same in tw
 _FOLDED_MAX = 4096
 
 
+class _Registry(HeaderRegistry):
+    """The standard header classes, each made once per name instead of on every lookup."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._classes: dict[str, type[BaseHeader]] = {}
+
+    def __getitem__(self, name: str) -> type[BaseHeader]:
+        key = name.lower()
+        found = self._classes.get(key)
+        if found is None:
+            found = self._classes[key] = super().__getitem__(name)
+        return found
+
+
 class _Policy(EmailPolicy):
     """policy.SMTP (CRLF, folded at 78), remembering what it may safely remember."""
-
-    def header_max_count(self, name: str) -> int | None:
-        return _max_count(name.lower())
 
     def fold_binary(self, name: str, value: str) -> bytes:
         lowered = name.lower()
@@ -58,18 +69,12 @@ class _Policy(EmailPolicy):
 
 
 _FOLDED: dict[tuple[object, ...], bytes] = {}
-POLICY = _Policy(linesep="\r\n")
+POLICY = _Policy(linesep="\r\n", header_factory=_Registry())
 
 
 def _short_message_id(name: str, value: str, policy: EmailPolicy) -> bool:
     limit = policy.max_line_length or 78
     return len(name) + 2 + len(value) <= limit and _MESSAGE_ID.fullmatch(value) is not None
-
-
-@lru_cache(maxsize=64)
-def _max_count(name: str) -> int | None:
-    registry: Any = _policies.default.header_factory
-    return registry[name].max_count  # type: ignore[no-any-return]
 
 
 @lru_cache(maxsize=512)

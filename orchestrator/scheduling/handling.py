@@ -18,17 +18,16 @@ appear (the page says they will follow until they exist).
 from __future__ import annotations
 
 import logging
-import math
 import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
-from zoneinfo import ZoneInfo
+from typing import Any, cast
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Table, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from orchestrator.attendance.models import (
     AttendanceOverride,
@@ -37,9 +36,9 @@ from orchestrator.attendance.models import (
     PresenceInterval,
 )
 from orchestrator.attendance.table import attendance_table
+from orchestrator.collector import collector_paused
 from orchestrator.conferences.models import Conference
 from orchestrator.conferences.repository import CONFERENCE_GRAPH
-from orchestrator.invitations.desired import AgendaItem, desired_events
 from orchestrator.mail.outbox import Outgoing, enqueue_many
 
 # _block and _tidy: render() itself only knows the KINDS of invitations (see render_reminder).
@@ -55,6 +54,7 @@ from orchestrator.mail.rendering import (
 )
 from orchestrator.participants.models import Person, Rsvp
 from orchestrator.participants.service import personal_url
+from orchestrator.scheduling.agenda import Agenda, kind_context
 from orchestrator.scheduling.models import Reminder, ReminderKind, ReminderState
 from orchestrator.scheduling.planning import (
     NOT_WANTED,
@@ -63,7 +63,6 @@ from orchestrator.scheduling.planning import (
     load_people,
     load_seats,
     plan_for,
-    scheduled,
 )
 
 log = logging.getLogger(__name__)
@@ -71,7 +70,6 @@ log = logging.getLogger(__name__)
 TOO_LATE = "zu spät"
 TEMPLATES = {kind: kind.value for kind in ReminderKind} | {ReminderKind.BEFORE_SESSION: "reminder"}
 _AFTER = frozenset({ReminderKind.THANK_YOU, ReminderKind.NO_SHOW})
-_AT_SESSION = frozenset({ReminderKind.BEFORE_SESSION, ReminderKind.STARTING_NOW})
 
 
 @dataclass
@@ -98,7 +96,10 @@ class _Batch:
     people: dict[uuid.UUID, Person]
     seats: dict[uuid.UUID, dict[int, int | None]]
     attendance: _Attendance | None
+    agenda: Agenda
     plans: dict[uuid.UUID, dict[str, PlannedReminder]] = field(default_factory=dict)
+    # New column values -> the rows taking them: one UPDATE by id list each.
+    writes: dict[tuple[tuple[str, Any], ...], list[Reminder]] = field(default_factory=dict)
 
     def planned(self, person_id: uuid.UUID) -> dict[str, PlannedReminder]:
         """The person's plan as it is now, by dedup key (empty if the person is gone)."""
@@ -108,11 +109,14 @@ class _Batch:
             self.plans[person_id] = {item.dedup_key: item for item in plan}
         return self.plans.get(person_id, {})
 
+    def write(self, row: Reminder, **values: Any) -> None:
+        """Give the row new values when the batch is written (see `_write`)."""
+        self.writes.setdefault(tuple(values.items()), []).append(row)
+
 
 @dataclass(frozen=True)
 class _Mailing:
     base_url: str
-    domain: str
     sender: str
     now: datetime
 
@@ -219,39 +223,10 @@ def render_reminder(template: str, language: str, context: Mapping[str, Any]) ->
     return Rendered(subject, text, html_template.render({**context, "subject": subject}))
 
 
-def _session_context(item: AgendaItem | None, kind: ReminderKind, now: datetime) -> dict[str, Any]:
-    """The session a reminder is about, and how soon it starts (days on the wall clock)."""
-    if item is None:
-        raise ValueError("Termin nicht mehr im Programm")
-    if kind is ReminderKind.STARTING_NOW and item.join_url is None:
-        raise ValueError("kein Online-Raum")
-    days = (item.start.date() - now.astimezone(item.start.tzinfo).date()).days
-    minutes = max(0, math.ceil((item.start - now).total_seconds() / 60))
-    return {"item": item, "days_left": days, "minutes_left": minutes}
-
-
-def _extras(
-    conference: Conference, planned: PlannedReminder, items: dict[int, AgendaItem], now: datetime
-) -> dict[str, Any]:
-    """What each kind of mail needs beyond the shared layout."""
-    zone = ZoneInfo(conference.timezone)
-    if planned.kind in _AT_SESSION:
-        item = items.get(planned.session_id) if planned.session_id is not None else None
-        return _session_context(item, planned.kind, now)
-    if planned.kind is ReminderKind.RSVP_NEEDED:
-        return {"starts": scheduled(conference)[0].starts_at.astimezone(zone)}
-    if planned.kind is ReminderKind.CHOOSE_FORUM:
-        (round_,) = [item for item in conference.sessions if item.id == planned.session_id]
-        forums = [forum.title for forum in conference.forums if forum.session_id == round_.id]
-        return {"round": round_, "round_start": round_.starts_at.astimezone(zone), "forums": forums}
-    return {"agenda": []}  # after the conference: no programme, the results link instead
-
-
 def _mail(mailing: _Mailing, batch: _Batch, person: Person, planned: PlannedReminder) -> Outgoing:
     """Render one reminder mail for the outbox, keyed by the reminder's dedup key."""
-    conference, seats = batch.conference, batch.seats.get(person.id, {})
-    held = {round_id: forum for round_id, forum in seats.items() if forum is not None}
-    events = desired_events(conference, person, mailing.base_url, mailing.domain, held)
+    conference = batch.conference
+    items = batch.agenda.items(person, batch.seats.get(person.id, {}))
     page = personal_url(mailing.base_url, person)
     context: dict[str, Any] = {
         "name": one_line(person.display_name),
@@ -259,11 +234,10 @@ def _mail(mailing: _Mailing, batch: _Batch, person: Person, planned: PlannedRemi
         "timezone": conference.timezone,
         "personal_url": page,
         "results_url": f"{page}#ergebnisse",
-        "agenda": [event.item for event in events],
+        "agenda": list(items.values()),
         "cancelled": [],
     }
-    items = {event.key[0]: event.item for event in events}
-    context |= _extras(conference, planned, items, mailing.now)
+    context |= kind_context(conference, planned, items, mailing.now)
     template, language = TEMPLATES[planned.kind], person.language.value
     message = build_message(
         render_reminder(template, language, context),
@@ -281,7 +255,7 @@ def _mail(mailing: _Mailing, batch: _Batch, person: Person, planned: PlannedRemi
 
 
 async def _batch(
-    session: AsyncSession, conference_id: int, rows: Sequence[Reminder], now: datetime
+    session: AsyncSession, conference_id: int, rows: Sequence[Reminder], mailing: _Mailing
 ) -> _Batch | None:
     """Load the conference, the people and their seats (and attendance, when it matters)."""
     statement = select(Conference).where(Conference.id == conference_id).options(*CONFERENCE_GRAPH)
@@ -293,8 +267,8 @@ async def _batch(
     seats = await load_seats(session, conference_id, ids)
     attendance = None
     if any(row.kind in _AFTER for row in rows):
-        attendance = await _attendance(session, conference, now)
-    return _Batch(conference, people, seats, attendance)
+        attendance = await _attendance(session, conference, mailing.now)
+    return _Batch(conference, people, seats, attendance, Agenda(conference, mailing.base_url))
 
 
 def _verdict(batch: _Batch, row: Reminder, now: datetime) -> PlannedReminder | str:
@@ -316,8 +290,8 @@ def _verdict(batch: _Batch, row: Reminder, now: datetime) -> PlannedReminder | s
     return planned
 
 
-def _skip(row: Reminder, note: str, now: datetime, report: HandleReport) -> None:
-    row.state, row.note, row.handled_at = ReminderState.SKIPPED, note[:200], now
+def _skip(batch: _Batch, row: Reminder, note: str, now: datetime, report: HandleReport) -> None:
+    batch.write(row, state=ReminderState.SKIPPED, note=note[:200], handled_at=now)
     report.skipped += 1
     report.notes[note] += 1
 
@@ -329,25 +303,44 @@ def _decide(
     now = mailing.now
     later = batch.planned(row.person_id).get(row.dedup_key)
     if later is not None and later.due_at > now and later.due_at != row.due_at:
-        row.due_at, row.handled_at = later.due_at, None
+        batch.write(row, due_at=later.due_at, handled_at=None)
         report.moved += 1
         return None
     verdict = _verdict(batch, row, now)
     if isinstance(verdict, str):
-        _skip(row, verdict, now, report)
+        _skip(batch, row, verdict, now, report)
         return None
     try:
         mail = _mail(mailing, batch, batch.people[row.person_id], verdict)
     except ValueError as error:  # an address no mail can carry, or no session or room left
-        _skip(row, str(error), now, report)
+        _skip(batch, row, str(error), now, report)
         return None
     except Exception as error:  # a bug in one mail must not hold back every row due after it
         log.exception("reminders.render_failed", extra={"reminder": row.id})
-        _skip(row, f"Fehler beim Erstellen: {type(error).__name__}", now, report)
+        _skip(batch, row, f"Fehler beim Erstellen: {type(error).__name__}", now, report)
         return None
-    row.state, row.due_at, row.handled_at, row.note = ReminderState.QUEUED, verdict.due_at, now, ""
+    batch.write(row, state=ReminderState.QUEUED, due_at=verdict.due_at, handled_at=now, note="")
     report.queued += 1
     return mail
+
+
+_TABLE = cast(Table, Reminder.__table__)
+_CHUNK = 500  # ids per statement
+
+
+async def _write(session: AsyncSession, batch: _Batch) -> None:
+    """One UPDATE by id list per set of new values (a third of the ORM flush's time).
+
+    The loaded rows take the values as committed ones, so no flush writes them again.
+    """
+    for values, rows in batch.writes.items():
+        ids = [row.id for row in rows]
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            await session.execute(update(_TABLE).where(_TABLE.c.id.in_(chunk)).values(dict(values)))
+        for row in rows:
+            for name, value in values:
+                set_committed_value(row, name, value)
 
 
 async def handle_due(
@@ -361,23 +354,25 @@ async def handle_due(
 ) -> HandleReport:
     """Queue each due reminder that still applies and is in time; skip the rest with a note.
 
-    Rows not planned any more (handled by another pass) are left alone. Flushes only; the
+    Rows not planned any more (handled by another pass) are left alone. Writes only; the
     caller commits, together with the claim.
     """
-    report, mailing = HandleReport(), _Mailing(base_url, message_domain, sender, now)
+    report, mailing = HandleReport(), _Mailing(base_url, sender, now)
     groups: dict[int, list[Reminder]] = {}
     for row in reminders:
         if row.state is ReminderState.PLANNED:
             groups.setdefault(row.conference_id, []).append(row)
     mails: list[Outgoing] = []
-    for conference_id, rows in groups.items():
-        batch = await _batch(session, conference_id, rows, now)
-        if batch is None:
-            continue  # the conference is gone, and its reminders with it
-        for row in rows:
-            if (mail := _decide(batch, row, mailing, report)) is not None:
-                mails.append(mail)
-    await enqueue_many(session, mails, message_domain=message_domain, now=now)
+    with collector_paused():
+        for conference_id, rows in groups.items():
+            batch = await _batch(session, conference_id, rows, mailing)
+            if batch is None:
+                continue  # the conference is gone, and its reminders with it
+            for row in rows:
+                if (mail := _decide(batch, row, mailing, report)) is not None:
+                    mails.append(mail)
+            await _write(session, batch)
+        await enqueue_many(session, mails, message_domain=message_domain, now=now)
     if report.queued or report.moved:
         log.info("reminders.queued", extra={"count": report.queued, "moved": report.moved})
     if report.skipped:

@@ -155,12 +155,10 @@ def scheduled(conference: Conference) -> list[ConferenceSession]:
     return sorted(items, key=lambda item: (item.starts_at, item.id))
 
 
-def attended_sessions(conference: Conference, seats: Seats) -> list[ConferenceSession]:
-    """Plenaries, and each round in which the person holds a seat (as invitations count)."""
+def attended_sessions(items: Iterable[ConferenceSession], seats: Seats) -> list[ConferenceSession]:
+    """Of `scheduled` sessions: plenaries, and each round in which the person holds a seat."""
     return [
-        item
-        for item in scheduled(conference)
-        if item.kind is SessionKind.PLENARY or seats.get(item.id) is not None
+        item for item in items if item.kind is SessionKind.PLENARY or seats.get(item.id) is not None
     ]
 
 
@@ -177,33 +175,36 @@ def _planned(
     return PlannedReminder(kind, session_id, offset, due_at, deadline, key)
 
 
-def _before_session(
-    person: Person, item: ConferenceSession, offsets: Iterable[str], zone: ZoneInfo
+@lru_cache(maxsize=1024)  # the same for everyone attending the session
+def _offset_times(
+    start: datetime, offsets: tuple[str, ...], zone: ZoneInfo
+) -> tuple[tuple[str, datetime, datetime], ...]:
+    """(offset, due, deadline) each: useful until the next, shorter one is due (or the start)."""
+    dues = {offset: before(start, parse_offset(offset), zone) for offset in offsets}
+    deadlines = {due: min([d for d in dues.values() if d > due] + [start]) for due in dues.values()}
+    return tuple((offset, due, deadlines[due]) for offset, due in dues.items())
+
+
+def _sessions_plan(
+    conference: Conference, person: Person, items: list[ConferenceSession], seats: Seats
 ) -> list[PlannedReminder]:
-    """One per offset; each is useful until the next, shorter one is due (or the start)."""
-    dues = {offset: before(item.starts_at, parse_offset(offset), zone) for offset in offsets}
-    plan = []
-    for offset, due in dues.items():
-        deadline = min([d for d in dues.values() if d > due] + [item.starts_at])
-        plan.append(_planned(ReminderKind.BEFORE_SESSION, person, item, due, deadline, offset))
-    return plan
-
-
-def _sessions_plan(conference: Conference, person: Person, seats: Seats) -> list[PlannedReminder]:
     zone, online = ZoneInfo(conference.timezone), attendance_mode(conference, person)
-    offsets = dict.fromkeys(conference.reminder_offsets)
+    offsets = tuple(dict.fromkeys(conference.reminder_offsets))
     plan: list[PlannedReminder] = []
-    for item in attended_sessions(conference, seats):
-        plan += _before_session(person, item, offsets, zone)
+    for item in attended_sessions(items, seats):
+        for offset, due, deadline in _offset_times(item.starts_at, offsets, zone):
+            plan.append(_planned(ReminderKind.BEFORE_SESSION, person, item, due, deadline, offset))
         if online is AttendanceMode.ONLINE:
             deadline = item.starts_at + STARTING_NOW_GRACE
             plan.append(_planned(ReminderKind.STARTING_NOW, person, item, item.starts_at, deadline))
     return plan
 
 
-def _answers_plan(conference: Conference, person: Person, seats: Seats) -> list[PlannedReminder]:
+def _answers_plan(
+    conference: Conference, person: Person, items: list[ConferenceSession], seats: Seats
+) -> list[PlannedReminder]:
     """'Please answer' before the first session, 'please choose a forum' before each round."""
-    zone, items, plan = ZoneInfo(conference.timezone), scheduled(conference), []
+    zone, plan = ZoneInfo(conference.timezone), []
     if person.rsvp is Rsvp.NEEDS_ACTION and items:
         first = items[0].starts_at
         due = before(first, Offset(RSVP_DAYS, timedelta()), zone)
@@ -219,9 +220,8 @@ def _answers_plan(conference: Conference, person: Person, seats: Seats) -> list[
     return plan
 
 
-def _after_plan(conference: Conference, person: Person) -> list[PlannedReminder]:
+def _after_plan(person: Person, items: list[ConferenceSession]) -> list[PlannedReminder]:
     """Thank-you to everyone still coming; the no-show follow-up to those who accepted."""
-    items = scheduled(conference)
     if not items:
         return []
     end = max(item.ends_at for item in items)
@@ -237,10 +237,11 @@ def plan_for(conference: Conference, person: Person, seats: Seats) -> list[Plann
     """Every reminder the person should get, past ones too (the caller looks at the clock)."""
     if exclusion(person) is not None:
         return []
+    items = scheduled(conference)
     plan = [
-        *_sessions_plan(conference, person, seats),
-        *_answers_plan(conference, person, seats),
-        *_after_plan(conference, person),
+        *_sessions_plan(conference, person, items, seats),
+        *_answers_plan(conference, person, items, seats),
+        *_after_plan(person, items),
     ]
     return list({item.dedup_key: item for item in plan}.values())
 
