@@ -87,6 +87,7 @@ def banner(settings: Settings, summary: DemoSummary) -> str:
             f"  Datenverzeichnis: {settings.data_dir.resolve()}",
             f"  Einladungen:    {summary.invitations} neu eingereiht; Versand in den lokalen "
             f"Briefkasten {settings.mail_sink_dir.resolve()} (.eml)",
+            f"  Test-Postfach:  {base}/admin/mail  (die Nachrichten im lokalen Briefkasten)",
             f"  Persönliche Seite (Beispiel): {base}/p/{summary.sample_token}",
             f"  Einlass (Check-in): {base}/admin/{summary.slug}/checkin  (Anmeldung mit dem "
             "API-Schlüssel)",
