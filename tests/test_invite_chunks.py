@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -89,3 +90,22 @@ async def test_a_later_run_updates_calendars_changed_without_a_sync(
     later = NOW + timedelta(hours=1)
     invited, changes = await _everyone(sessions, 2, later)
     assert (invited.queued, changes.queued, changes.updated) == (0, len(GOOD), len(GOOD))
+
+
+@pytest.mark.asyncio
+async def test_two_runs_at_once_invite_each_person_once(
+    session: AsyncSession, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """Two organisers press "send" together: no error, one invitation per person."""
+    conference = await load_sample(session)
+    many = [f"person{number:02d}" for number in range(24)]
+    for local in many:
+        session.add(Person(conference_id=conference.id, email=f"{local}@example.org"))
+    await session.commit()
+    await run_assignment(session, conference)
+    await session.commit()
+    first, second = await asyncio.gather(_everyone(sessions, 3), _everyone(sessions, 3))
+    assert first[0].people + second[0].people == len(many)
+    async with sessions() as check:
+        rows = list(await check.scalars(select(OutboxMessage.recipient)))
+    assert sorted(rows) == [f"{local}@example.org" for local in many]

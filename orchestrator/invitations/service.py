@@ -9,8 +9,10 @@ written in the caller's transaction, so both commit or neither does.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
+import random
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -19,6 +21,7 @@ from email.utils import parseaddr
 from typing import Literal, cast
 
 from sqlalchemy import ColumnElement, Table, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from orchestrator.clock import Clock
@@ -355,6 +358,45 @@ async def sync_changes(
     return report
 
 
+@dataclass(frozen=True)
+class Context:
+    """Where links point, who sends, and the clock: what every run of mails needs."""
+
+    base_url: str
+    domain: str
+    sender: str
+    clock: Clock
+
+
+_CHUNK_TRIES = 10
+
+
+async def _invite_chunk(
+    sessions: async_sessionmaker[AsyncSession],
+    slug: str,
+    context: Context,
+    chunk: int,
+    after: str | None,
+) -> tuple[Report, str | None]:
+    """One chunk in its own transaction. A concurrent run that invited some of the same
+    people first (possible on SQLite, which has no row lock to wait on) makes the insert
+    fail on a unique key: roll back, wait a random moment (so two runs stop walking in
+    step) and take the chunk again, now without them."""
+    for attempt in range(1, _CHUNK_TRIES + 1):
+        try:
+            async with transaction(sessions) as session:
+                conference = await repository.get_by_slug(session, slug)
+                now = context.clock()
+                run = Run(conference, context.base_url, context.domain, context.sender, now)
+                return await _process(session, run, _Scope(limit=chunk, after=after), invite=True)
+        except IntegrityError:
+            if attempt == _CHUNK_TRIES:
+                raise
+            log.info("invitations.chunk_retried", extra={"conference": slug, "after": after})
+            await asyncio.sleep(random.uniform(0.01, 0.1))  # noqa: S311 (jitter, not a secret)
+    raise AssertionError("unreachable")
+
+
 async def invite_everyone(
     sessions: async_sessionmaker[AsyncSession],
     slug: str,
@@ -377,11 +419,9 @@ async def invite_everyone(
         raise ValueError("chunk must be at least 1")
     invited, after, started = Report(), None, clock()
     while True:
-        async with transaction(sessions) as session:
-            conference = await repository.get_by_slug(session, slug)
-            run = Run(conference, base_url, message_domain, sender, clock())
-            scope = _Scope(limit=chunk, after=after)
-            report, after = await _process(session, run, scope, invite=True)
+        report, after = await _invite_chunk(
+            sessions, slug, Context(base_url, message_domain, sender, clock), chunk, after
+        )
         invited.add(report)
         if after is None:
             break
