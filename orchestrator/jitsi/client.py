@@ -107,8 +107,13 @@ class ProsodyClient:
         http: httpx.AsyncClient | None = None,
         backoff: float = 0.25,
         clock: Clock = system_clock,
+        retries: int | None = None,
+        quiet: bool = False,
     ) -> None:
+        """`retries` overrides the setting; `quiet` logs failures at debug (callers report)."""
         self._settings = settings
+        self._retries = settings.jitsi_http_retries if retries is None else retries
+        self._failure_level = logging.DEBUG if quiet else logging.WARNING
         self._timeout = httpx.Timeout(settings.jitsi_http_timeout)
         self._http = http or httpx.AsyncClient(timeout=self._timeout)
         self._owns_http = http is None
@@ -202,7 +207,7 @@ class ProsodyClient:
     ) -> httpx.Response:
         """Send with bounded retries on connection errors, timeouts and 5xx."""
         url = f"{self._settings.jitsi_prosody_url}{path}"
-        attempts = self._settings.jitsi_http_retries + 1
+        attempts = self._retries + 1
         problem = ""
         for attempt in range(attempts):
             if attempt:
@@ -217,8 +222,10 @@ class ProsodyClient:
                 if response.status_code < httpx.codes.INTERNAL_SERVER_ERROR:
                     return response
                 problem = f"HTTP {response.status_code}"
-            log.info("jitsi.prosody_retry", extra={"path": path, "attempt": attempt + 1})
-        log.warning(
+            if attempt + 1 < attempts:
+                log.info("jitsi.prosody_retry", extra={"path": path, "attempt": attempt + 1})
+        log.log(
+            self._failure_level,
             "jitsi.prosody_unavailable",
             extra={"path": path, "attempts": attempts, "error": problem},
         )
