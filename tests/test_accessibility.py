@@ -348,6 +348,8 @@ async def test_mail_pages_have_no_axe_violations(
     name, bad = await deliver(settings, invitation(1, when), hostile())
     await _staff_login(page, base, "/admin/mail")
     urls = [
+        "/admin",  # the organiser's home: each conference and its next step
+        "/admin/ik-heinsberg-2027",  # the conference's overview
         "/admin/ik-heinsberg-2027/checkin",  # links to the mailbox in its header
         "/admin/mail",
         f"/admin/mail/{name}",

@@ -70,6 +70,8 @@ async def site(settings: Settings, session: AsyncSession) -> AsyncIterator[Site]
 
 
 PAGES = {  # page -> who may open it
+    f"/admin/{SLUG}": {EVERYTHING},
+    f"/admin/{OTHER}": {EVERYTHING, OTHER_ORGANISER},
     f"/admin/{SLUG}/checkin": {EVERYTHING, CHECKIN},
     f"/admin/{OTHER}/checkin": {EVERYTHING, OTHER_ORGANISER},
     "/admin/mail": {EVERYTHING},

@@ -16,7 +16,6 @@ from orchestrator.accounts import service as accounts
 from orchestrator.accounts.mail import link_mail
 from orchestrator.accounts.models import LinkPurpose, StaffLink, StaffUser
 from orchestrator.accounts.service import LoginRefusedError, LoginThrottledError
-from orchestrator.conferences import repository as conferences
 from orchestrator.errors import InvalidInputError, NotFoundError
 from orchestrator.mail.outbox import enqueue_many
 from orchestrator.mail.rendering import message_domain
@@ -29,7 +28,6 @@ from orchestrator.web.staff.auth import (
     LOGIN_URL,
     CsrfChecked,
     CsrfRefused,
-    StaffContext,
     StaffRoute,
     admin_page,
     app_settings,
@@ -142,25 +140,6 @@ async def logout(request: Request, db: DbSession, staff: CsrfChecked) -> Respons
     delete_cookie(request, response, COOKIE)
     log.info("staff.logged_out", extra={"user": staff.principal.user_id})
     return response
-
-
-@router.get("", response_class=HTMLResponse)
-async def home(request: Request, db: DbSession, staff: StaffContext) -> HTMLResponse:
-    """The staff start page: the conferences this person works on, with their pages."""
-    listed = await conferences.list_all(db)
-    principal = staff.principal
-    visible = [
-        c for c in listed if principal.organises_everything or c.id in principal.conference_ids()
-    ]
-    return admin_page(
-        request,
-        "admin_login.html",
-        staff=staff,
-        mode="home",
-        csrf_token=staff.csrf_token,
-        conferences=visible,
-        principal=principal,
-    )
 
 
 @router.get("/password/{token}", response_class=HTMLResponse)
