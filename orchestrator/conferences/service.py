@@ -13,12 +13,13 @@ from pydantic import ValidationError
 from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from orchestrator.conferences import repository
+from orchestrator.conferences import cancelling, repository
 from orchestrator.conferences.models import (
     Conference,
     ConferenceSession,
     Forum,
     SessionKind,
+    SessionStatus,
 )
 from orchestrator.conferences.schemas import (
     ConferenceInfo,
@@ -157,9 +158,8 @@ async def _sync_sessions(
             conference.sessions.append(item)
             _apply_session(item, item_spec, spec.conference)
             changes.append(f"Sitzung {item_spec.key} angelegt")
-        elif _apply_session(item, item_spec, spec.conference):
-            item.sequence += 1
-            changes.append(f"Sitzung {item_spec.key} verschoben")
+        else:
+            _update_session(item, item_spec, spec.conference, changes)
         _sync_plenary_room(conference, item, item_spec)
     for key, item in existing.items():
         if any(
@@ -168,18 +168,44 @@ async def _sync_sessions(
             if forum.key in {f.key for f in spec.forums}
         ):
             raise ConflictError(f"Sitzung {key!r} fehlt in der Datei, hat aber noch Foren.")
-        if (room := plenary_room(item)) is not None:
-            conference.rooms.remove(room)
-        conference.sessions.remove(item)
-        changes.append(f"Sitzung {key} entfernt")
+        await _drop_session(session, conference, item, changes)
     await session.flush()
+
+
+def _update_session(
+    item: ConferenceSession, spec: SessionSpec, info: ConferenceInfo, changes: list[str]
+) -> None:
+    """A session still in the file: scheduled again if it was cancelled, else moved if its
+    times changed; one SEQUENCE step either way."""
+    moved = _apply_session(item, spec, info)
+    if cancelling.reinstate(item):
+        changes.append(f"Sitzung {spec.key} wieder angesetzt")
+    elif moved:
+        item.sequence += 1
+        changes.append(f"Sitzung {spec.key} verschoben")
+
+
+async def _drop_session(
+    session: AsyncSession, conference: Conference, item: ConferenceSession, changes: list[str]
+) -> None:
+    """Missing from the file: cancelled if it ever reached a calendar, else deleted."""
+    if await cancelling.ever_in_calendars(session, item):
+        if cancelling.cancel(item):
+            changes.append(f"Sitzung {item.key} abgesagt")
+        return
+    if (room := plenary_room(item)) is not None:
+        conference.rooms.remove(room)
+    conference.sessions.remove(item)
+    changes.append(f"Sitzung {item.key} entfernt")
 
 
 async def _sync_forums(
     session: AsyncSession, conference: Conference, spec: ConferenceSpec, changes: list[str]
 ) -> None:
-    rounds = {
-        item.key: item for item in conference.sessions if item.kind is SessionKind.BREAKOUT_ROUND
+    rounds = {  # a round kept only as cancelled takes no forums
+        item.key: item
+        for item in conference.sessions
+        if item.kind is SessionKind.BREAKOUT_ROUND and item.status is SessionStatus.SCHEDULED
     }
     existing = {forum.key: forum for forum in conference.forums}
     for position, forum_spec in enumerate(spec.forums):

@@ -77,12 +77,15 @@ def _mode(conference: Conference, person: Person) -> AttendanceMode:
     return AttendanceMode.ONLINE if online else AttendanceMode.IN_PERSON
 
 
-def attended(run: Run, seats: Seats) -> list[tuple[ConferenceSession, Forum | None]]:
-    """Plenaries not cancelled, and each round not cancelled in which the person has a seat."""
+def attended(
+    run: Run, seats: Seats, *, cancelled: bool = False
+) -> list[tuple[ConferenceSession, Forum | None]]:
+    """Plenaries not cancelled, and each round not cancelled in which the person has a seat
+    (with `cancelled`, the cancelled ones too: the personal page shows them as such)."""
     forums = run.forums
     pairs: list[tuple[ConferenceSession, Forum | None]] = []
     for item in sorted(run.sessions.values(), key=lambda s: (s.starts_at, s.id)):
-        if item.status is SessionStatus.CANCELLED:
+        if item.status is SessionStatus.CANCELLED and not cancelled:
             continue
         if item.kind is SessionKind.PLENARY:
             pairs.append((item, None))
@@ -144,9 +147,16 @@ def desired_event(
 
 
 def desired_events(
-    conference: Conference, person: Person, base_url: str, domain: str, seats: Seats | None = None
+    conference: Conference,
+    person: Person,
+    base_url: str,
+    domain: str,
+    seats: Seats | None = None,
+    *,
+    cancelled: bool = False,
 ) -> list[Desired]:
-    """What the person's calendar should hold (seats None: from person.assignments, loaded)."""
+    """What the person's calendar should hold (seats None: from person.assignments, loaded);
+    with `cancelled`, also the cancelled sessions they would have attended."""
     if seats is None:
         seats = {
             a.session_id: a.forum_id
@@ -154,4 +164,5 @@ def desired_events(
             if a.status is AssignmentStatus.ASSIGNED and a.forum_id is not None
         }
     run = Run(conference, base_url, domain, sender="", now=datetime.min)
-    return [desired_event(run, person, item, forum) for item, forum in attended(run, seats)]
+    pairs = attended(run, seats, cancelled=cancelled)
+    return [desired_event(run, person, item, forum) for item, forum in pairs]

@@ -56,6 +56,7 @@ class Refusal(StrEnum):
     TOO_EARLY = "too_early"
     TOO_LATE = "too_late"
     CLOSED = "closed"
+    CANCELLED = "cancelled"  # the room's session was cancelled
 
 
 _OUTCOMES = {
@@ -63,6 +64,7 @@ _OUTCOMES = {
     Refusal.TOO_EARLY: JoinOutcome.TOO_EARLY,
     Refusal.TOO_LATE: JoinOutcome.TOO_LATE,
     Refusal.CLOSED: JoinOutcome.CLOSED,
+    Refusal.CANCELLED: JoinOutcome.CLOSED,  # the click record keeps its outcomes
 }
 
 
@@ -157,6 +159,8 @@ class JoinLookup:
 
 
 def _refusal(room: Room, current: RoomState, span: Window | None, now: datetime) -> Refusal | None:
+    if room.session is not None and room.session.status is SessionStatus.CANCELLED:
+        return Refusal.CANCELLED
     if current is RoomState.OPEN:
         return None
     if current is RoomState.SCHEDULED:

@@ -2,10 +2,10 @@
 
 Answers: 302 to Jitsi when the person may enter now; otherwise an HTML page in the person's
 language with the next step: 404 for an unknown token or room (nothing is revealed about
-which), 403 when the room is not theirs, not open yet, over, or closed (the person is known
-and the room exists; they may not enter it now). All answers are `no-store` and
-`Referrer-Policy: no-referrer`, since the URL carries the personal token (and the redirect
-target the JWT).
+which), 403 when the room is not theirs, not open yet, over, closed, or its session was
+cancelled (the person is known and the room exists; they may not enter it now). All answers
+are `no-store` and `Referrer-Policy: no-referrer`, since the URL carries the personal token
+(and the redirect target the JWT).
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ STATUS = {
     Refusal.TOO_EARLY: 403,
     Refusal.TOO_LATE: 403,
     Refusal.CLOSED: 403,
+    Refusal.CANCELLED: 403,
 }
 
 

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchestrator.attendance.checkin_codes import checkin_code, qr_svg
 from orchestrator.attendance.retention import retention_ends
-from orchestrator.conferences.models import Conference
+from orchestrator.conferences.models import Conference, SessionStatus
 from orchestrator.conferences.service import plenary_room
 from orchestrator.config import Settings
 from orchestrator.followups import after_change
@@ -89,6 +89,7 @@ class Line:
     item: AgendaItem  # title, forum, place, start and end in the conference's zone
     day: str
     button: JoinButton | None
+    cancelled: bool = False  # shown as cancelled, with no button
 
 
 def _day(moment: datetime, language: str) -> str:
@@ -133,11 +134,15 @@ def agenda(
 ) -> list[Line]:
     """The person's sessions with times in the conference's zone and their join buttons."""
     zone = ZoneInfo(conference.timezone)
+    cancelled = {s.id for s in conference.sessions if s.status is SessionStatus.CANCELLED}
     lines = []
     for wanted in events:
-        item, online = wanted.item, wanted.item.join_url is not None
+        item, day = wanted.item, _day(wanted.item.start, language)
+        if wanted.key[0] in cancelled:
+            lines.append(Line(item, day, None, cancelled=True))
+            continue
         button = _button(person, _room_of(conference, wanted), templates, now, zone)
-        lines.append(Line(item, _day(item.start, language), button if online else None))
+        lines.append(Line(item, day, button if item.join_url is not None else None))
     return lines
 
 
@@ -240,7 +245,8 @@ async def _context(
     """The page's language and everything its template shows."""
     person, conference = await self_service.load(session, found.id)
     language, secret = _language(request, person), settings.require("secret_key")
-    events = desired_events(conference, person, "", message_domain(settings.mail_from))
+    domain = message_domain(settings.mail_from)
+    events = desired_events(conference, person, "", domain, cancelled=True)
     free = await self_service.free_seats(session, conference)
     ends = retention_ends(conference)
     deleted_by = _day(ends.astimezone(ZoneInfo(conference.timezone)), language) if ends else ""

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import tomllib
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, File, Response, UploadFile, status
 from pydantic import ValidationError
 
-from orchestrator.conferences import repository, service
+from orchestrator.conferences import cancelling, repository, service
 from orchestrator.conferences.schemas import (
     ConferenceOut,
     ConferencePatch,
@@ -118,3 +119,14 @@ async def list_sessions(conference: ConferenceBySlug) -> list[SessionOut]:
 async def list_forums(conference: ConferenceBySlug, session: DbSession) -> list[ForumOut]:
     """Each forum with its `key`, Jitsi `room` name and how many are assigned."""
     return service.to_out(conference, await repository.forum_fill(session, conference.id)).forums
+
+
+@router.post("/{slug}/sessions/{key}/cancel")
+async def cancel_session(
+    slug: str, key: str, session: DbSession, mail: Mail, clock: AppClock
+) -> SessionOut:
+    """Cancel a session: CANCEL to everyone who has it in a calendar, its reminders dropped,
+    its join links refused. Idempotent: cancelling it again sends nothing."""
+    conference, item = await cancelling.cancel_session(session, slug, key)
+    await after_change(session, conference, mail, clock())
+    return service.session_out(item, ZoneInfo(conference.timezone))
