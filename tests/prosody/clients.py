@@ -11,7 +11,9 @@ does. Every wait is bounded.
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
+from typing import Any
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
@@ -90,10 +92,31 @@ class MucClient(WebSocketClient):
         # Prosody counts the WebSocket as secure (consider_websocket_secure); slixmpp sees no TLS.
         self.plugin["feature_mechanisms"].unencrypted_scram = True
         self.views: dict[str, RoomView] = {}
+        self.json_messages: list[dict[str, Any]] = []  # Jitsi's json-message payloads, in order
+        self._json_arrived = asyncio.Event()
         self._started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.add_event_handler("session_start", self._on_start)
         self.add_event_handler("failed_all_auth", self._on_auth_failed)
-        self.register_handler(Callback("muc presence", MatchXPath("{jabber:client}presence"), self._seen))
+        self.register_handler(
+            Callback("muc presence", MatchXPath("{jabber:client}presence"), self._seen)
+        )
+        json_path = f"{{jabber:client}}message/{{{JITMEET_NS}}}json-message"
+        self.register_handler(Callback("json message", MatchXPath(json_path), self._json))
+
+    def _json(self, message: Any) -> None:
+        element = message.xml.find(f"{{{JITMEET_NS}}}json-message")
+        self.json_messages.append(json.loads(element.text or "{}"))
+        self._json_arrived.set()
+
+    async def json_message(self, check: Any) -> dict[str, Any]:
+        """The first json-message (received or to come, bounded) for which `check` holds."""
+        async with asyncio.timeout(WAIT):
+            while True:
+                for payload in self.json_messages:
+                    if check(payload):
+                        return payload
+                self._json_arrived.clear()
+                await self._json_arrived.wait()
 
     def _on_start(self, _: object) -> None:
         if not self._started.done():
@@ -167,6 +190,11 @@ class MucClient(WebSocketClient):
         ping.append(ET.Element("{urn:xmpp:ping}ping"))
         await ping.send(timeout=WAIT)
 
+    def drop(self) -> None:
+        """The connection dies without a goodbye (network lost, tab killed)."""
+        if self.transport is not None:
+            self.transport.abort()
+
     async def until(self, room_jid: str, check: object, what: str = "") -> None:
         """Wait (bounded) until `check()` holds for what this client saw of the room."""
         await _until(self.view(room_jid), check, what)
@@ -198,11 +226,6 @@ class Participant(MucClient):
         """Conference IQ, then the MUC join: what the web client does to enter a meeting."""
         await self.conference(room_jid)
         return await self.enter(room_jid, nick, name)
-
-    def drop(self) -> None:
-        """The connection dies without a goodbye (network lost, tab killed)."""
-        if self.transport is not None:
-            self.transport.abort()
 
 
 class Focus(MucClient):

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from orchestrator.conferences.models import Conference
@@ -26,7 +27,9 @@ from orchestrator.conferences.repository import get_by_slug
 from orchestrator.conferences.schemas import ConferenceSpec
 from orchestrator.conferences.service import import_spec, plenary_room
 from orchestrator.config import Settings, prepare
+from orchestrator.jitsi.tokens import JitsiUser, mint
 from orchestrator.participants.models import Person, Role
+from orchestrator.rooms.models import RoomReservation
 from orchestrator.web.app import create_app
 from tests.conftest import API_KEY, SAMPLE_TOML
 from tests.live import serve
@@ -101,6 +104,40 @@ class Lane:
         client = await self.participant(self.rooms[key], await self.token(label, key))
         await client.join(self.room_jid(key), nick or label, label.capitalize())
         return client
+
+    async def reservations(self, key: str) -> list[RoomReservation]:
+        """Our reservation rows for the room, oldest first."""
+        async with self.sessions() as session:
+            rows = await session.scalars(
+                select(RoomReservation)
+                .where(RoomReservation.name == self.rooms.get(key, key))
+                .order_by(RoomReservation.id)
+            )
+            return list(rows)
+
+    async def restart_prosody(self) -> None:
+        """Prosody crashes and comes back on the same ports; the focus logs in again."""
+        self.prosody.crash()
+        with contextlib.suppress(Exception):
+            self.focus.drop()
+        self.prosody.start()
+        self.focus = Focus(self.prosody.websocket_url(), self.env.auth_domain, self.env.focus_password)
+        await self.focus.start()
+
+    def mint(self, label: str, key: str) -> str:
+        """A valid token for `key` made with our token code directly, for a room whose join
+        link would not hand one out (outside its window)."""
+        person, now = self.people[label], datetime.now(UTC)
+        user = JitsiUser(id=str(person.id), name=label, email=person.email, moderator=False)
+        return mint(
+            app_id=self.settings.jitsi_app_id,
+            secret=self.settings.require("jitsi_app_secret"),
+            domain=self.settings.jitsi_domain,
+            room=self.rooms[key],
+            user=user,
+            not_before=now - timedelta(minutes=5),
+            expires=now + timedelta(hours=1),
+        )
 
     async def close_clients(self) -> None:
         for client in self.clients:

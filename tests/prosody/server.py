@@ -13,10 +13,10 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
-from tests.processes import LoggedProcess
 from tests.prosody.compose import ProsodyEnv
 from tests.prosody.config import Layout, render, vendored_plugins
 
@@ -47,10 +47,11 @@ def prosody_missing() -> str | None:
     return None
 
 
-def _as_prosody(args: list[str]) -> list[str]:
+def _user() -> dict[str, Any]:
+    """Popen arguments that run the child as the prosody user when we are root."""
     if os.geteuid() != 0:
-        return args
-    return ["runuser", "-u", PROSODY_USER, "--", *args]
+        return {}
+    return {"user": PROSODY_USER, "group": PROSODY_USER, "extra_groups": []}
 
 
 class ProsodyServer:
@@ -73,7 +74,7 @@ class ProsodyServer:
             "LUA_PATH": LUA_PATH,
             "ORCH_JITSI_WEBHOOK_SECRET": webhook_secret,
         }
-        self.process: LoggedProcess | None = None
+        self.process: subprocess.Popen[bytes] | None = None
         self._starts = 0
         self._write_files()
 
@@ -98,9 +99,15 @@ class ProsodyServer:
         )
 
     def _prosodyctl(self, *args: str) -> None:
-        command = _as_prosody(["prosodyctl", "--config", str(self.layout.config_file), *args])
+        command = ["prosodyctl", "--config", str(self.layout.config_file), *args]
         result = subprocess.run(
-            command, env=self._environ, capture_output=True, text=True, timeout=60, check=False
+            command,
+            env=self._environ,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            **_user(),
         )
         if result.returncode != 0:
             raise RuntimeError(f"prosodyctl {args[0]} failed: {result.stdout}{result.stderr}")
@@ -108,16 +115,24 @@ class ProsodyServer:
     def start(self) -> None:
         self._starts += 1
         log = self.layout.root / f"prosody-{self._starts}.log"
-        command = _as_prosody(["prosody", "--config", str(self.layout.config_file), "-F"])
-        self.process = LoggedProcess(command, log, self._environ, cwd=self.layout.root)
+        command = ["prosody", "--config", str(self.layout.config_file), "-F"]
+        with log.open("wb") as output:
+            self.process = subprocess.Popen(
+                command,
+                cwd=self.layout.root,
+                env=self._environ,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                **_user(),
+            )
         self._wait_ready()
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             assert self.process is not None
-            if self.process.process.poll() is not None:
-                raise RuntimeError(f"prosody exited on start:\n{self.process.tail()}")
+            if self.process.poll() is not None:
+                raise RuntimeError(f"prosody exited on start:\n{self.log()[-3000:]}")
             try:
                 response = httpx.get(f"{self.http_url}/room-census", timeout=1)
             except httpx.TransportError:
@@ -129,13 +144,22 @@ class ProsodyServer:
         raise RuntimeError(f"prosody did not answer within {START_TIMEOUT} s:\n{self.log()[-3000:]}")
 
     def stop(self) -> None:
+        """SIGTERM, and killed if it has not exited after 15 seconds."""
         if self.process is not None:
-            self.process.stop()
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
             self.process = None
 
-    def restart(self) -> None:
-        self.stop()
-        self.start()
+    def crash(self) -> None:
+        """SIGKILL: prosody forgets its rooms and sends nothing on the way out."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            self.process = None
 
     def log(self) -> str:
         """Everything every run of this prosody logged, oldest first."""

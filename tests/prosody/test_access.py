@@ -10,6 +10,26 @@ from tests.prosody.lane import Lane
 pytestmark = pytest.mark.asyncio
 
 
+async def test_no_token_is_refused_at_login(lane: Lane) -> None:
+    with pytest.raises(Refused) as refused:
+        await lane.participant(lane.rooms["sprache"], token=None)
+    assert refused.value.condition == "not-authorized"
+    assert "Error verifying token" in lane.prosody.log()
+
+
+async def test_token_for_another_room_is_refused_at_the_door(lane: Lane) -> None:
+    olga = await lane.enter("olga", "werte")  # an organiser: the room is running
+    werte = lane.room_jid("werte")
+    anna_token = await lane.token("anna", "sprache")
+    anna = await lane.participant(lane.rooms["werte"], anna_token)
+    with pytest.raises(Refused) as refused:
+        await anna.join(werte, "anna")
+    assert refused.value.condition == "not-allowed"
+    await olga.sync()
+    assert "anna" not in olga.view(werte).occupants
+    assert "not allowed to join" in lane.prosody.log()
+
+
 async def test_moderator_token_makes_owner_participant_token_member(lane: Lane) -> None:
     mo = await lane.enter("mo", "sprache")
     anna = await lane.enter("anna", "sprache")
@@ -20,3 +40,4 @@ async def test_moderator_token_makes_owner_participant_token_member(lane: Lane) 
     seen = mo.view(room).occupants
     assert (seen["mo"].affiliation, seen["mo"].role) == ("owner", "moderator")
     assert (seen["anna"].affiliation, seen["anna"].role) == ("member", "participant")
+    assert anna.view(room).occupants["mo"].role == "moderator"
