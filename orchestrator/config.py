@@ -63,8 +63,6 @@ class Settings(BaseSettings):
     # MUC component of room JIDs (room@MUC); unset: muc.{jitsi_domain}, docker-jitsi-meet's
     # XMPP_MUC_DOMAIN default.
     jitsi_muc_domain: str | None = None
-    # Key id (JWT header kid) of our RS256 system token for muc_end_meeting.
-    jitsi_asap_key_id: str = Field(default="orchestrator-system", min_length=1)
     # Seconds per prosody HTTP attempt (connect and read), and retries after the first attempt.
     jitsi_http_timeout: float = Field(default=3.0, gt=0)
     jitsi_http_retries: int = Field(default=2, ge=0, le=5)

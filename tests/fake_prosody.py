@@ -3,8 +3,9 @@
 It follows jitsi-meet's `resources/prosody-plugins/mod_muc_size.lua`, `mod_muc_census.lua`,
 `mod_muc_end_meeting.lua` and `token/util.lib.lua` to the letter where our client can tell:
 the focus is an occupant (subtracted from the counts as prosody does), empty lists are `{}`,
-no JSON content type, and end-meeting fetches the token's public key from the key server
-(`{key_server}/{sha256_hex(kid)}.pem`) before it checks the RS256 signature and the claims.
+no JSON content type, and end-meeting checks the token as the host's token settings do
+with an app secret set: HS256 with that secret (any other alg is a 401), then the claims.
+The real-prosody lane (tests/prosody/) checks the same against prosody itself.
 Knobs: `delay` (seconds before each answer), `failures` (answer that many requests with
 `failure_status` first), `forbidden` (403 as with enable_roomsize_token_verification),
 `broken` (200 with a body that is not JSON).
@@ -13,12 +14,10 @@ Knobs: `delay` (seconds before each answer), `failures` (answer that many reques
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import jwt
 from fastapi import FastAPI, Request, Response
 
@@ -49,7 +48,7 @@ class FakeProsody:
     domain: str = "meet.jitsi"
     muc_prefix: str = "muc"  # docker-jitsi-meet: muc_mapper_domain_prefix from XMPP_MUC_DOMAIN
     app_id: str = "orchestrator"  # the VirtualHost's app_id: the accepted issuer
-    key_server: str = ""  # prosody_password_public_key_repo_url
+    app_secret: str = ""  # the VirtualHost's app_secret
     rooms: dict[str, FakeRoom] = field(default_factory=dict)  # by room JID
     delay: float = 0.0
     failures: int = 0
@@ -143,20 +142,13 @@ class FakeProsody:
         return Response(status_code=200)
 
     async def _verify(self, token: str) -> dict[str, Any] | None:
-        """As token/util.lib.lua: key by kid from the key server, then signature and claims."""
+        """As token/util.lib.lua with app_secret set: HS256 only, then signature and claims."""
         try:
             header = jwt.get_unverified_header(token)
-        except jwt.InvalidTokenError:
-            return None
-        kid = header.get("kid")
-        if kid is None or header.get("typ") != "JWT":
-            return None
-        key = await self._public_key(kid)
-        if key is None:
-            return None
-        try:
+            if header.get("typ") != "JWT" or not self.app_secret:
+                return None
             claims: dict[str, Any] = jwt.decode(
-                token, key, algorithms=["RS256"], options={"verify_aud": False}
+                token, self.app_secret, algorithms=["HS256"], options={"verify_aud": False}
             )
         except jwt.InvalidTokenError:
             return None
@@ -164,12 +156,6 @@ class FakeProsody:
         if claims.get("iss") != self.app_id or "aud" not in claims or "room" not in claims:
             return None
         return claims
-
-    async def _public_key(self, kid: str) -> str | None:
-        name = hashlib.sha256(kid.encode()).hexdigest() + ".pem"
-        async with httpx.AsyncClient(timeout=5) as client:
-            response = await client.get(f"{self.key_server}/{name}")
-        return response.text if response.status_code in (200, 204) else None
 
 
 def _cjson(items: list[dict[str, str]]) -> str:

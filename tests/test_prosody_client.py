@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import stat
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,7 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from orchestrator.clock import FrozenClock
 from orchestrator.conferences import repository
 from orchestrator.config import Settings, prepare
-from orchestrator.jitsi import asap
 from orchestrator.jitsi.client import (
     JitsiRequestError,
     JitsiUnavailableError,
@@ -166,39 +164,11 @@ async def test_4xx_and_garbage_are_request_errors(prosody: Prosody, tmp_path: Pa
             await client.census()
 
 
-@pytest_asyncio.fixture
-async def key_server(tmp_path: Path) -> AsyncIterator[tuple[Settings, str]]:
-    """The orchestrator app served on loopback: it publishes the ASAP public key."""
-    # End-meeting makes prosody fetch our key first: more than the tiny read timeout.
-    settings = _settings(tmp_path, "http://127.0.0.1:9", api_key=API_KEY, jitsi_http_timeout=5.0)
-    asap.public_key_pem(settings)  # generate the key pair before anyone waits for it
-    async with serve(create_app(settings)) as url:
-        yield settings, url
-
-
 @pytest.mark.asyncio
-async def test_key_server_publishes_only_the_kid_file(key_server: tuple[Settings, str]) -> None:
-    settings, url = key_server
-    name = asap.key_file_name(settings.jitsi_asap_key_id)
-    async with httpx.AsyncClient(base_url=url) as http:
-        answer = await http.get(f"/jitsi/asap/{name}")
-        assert answer.status_code == 200
-        assert answer.content == asap.public_key_pem(settings)
-        assert answer.text.startswith("-----BEGIN PUBLIC KEY-----")
-        assert (await http.get("/jitsi/asap/" + asap.key_file_name("other"))).status_code == 404
-        assert (await http.get("/jitsi/asap/private.pem")).status_code == 404
-    mode = stat.S_IMODE(asap.private_key_path(settings).stat().st_mode)
-    assert mode == 0o600
-
-
-@pytest.mark.asyncio
-async def test_end_meeting_with_a_token_prosody_verifies(
-    prosody: Prosody, key_server: tuple[Settings, str]
-) -> None:
-    app_settings, app_url = key_server
-    prosody.fake.key_server = f"{app_url}/jitsi/asap"
+async def test_end_meeting_with_a_token_prosody_verifies(prosody: Prosody, tmp_path: Path) -> None:
+    settings = _settings(tmp_path, prosody.url)
+    prosody.fake.app_secret = settings.require("jitsi_app_secret")
     prosody.fake.add_room("forum-a", [ANNA])
-    settings = app_settings.model_copy(update={"jitsi_prosody_url": prosody.url})
     async with _client(settings) as client:
         assert await client.end_meeting("forum-a") is True
         assert await client.end_meeting("forum-a") is False  # 404: not running any more
@@ -206,19 +176,19 @@ async def test_end_meeting_with_a_token_prosody_verifies(
     assert prosody.fake.seen[0].query == {"conference": "forum-a@muc.meet.jitsi"}
     claims = prosody.fake.claims[0]
     assert claims["iss"] == claims["aud"] == "orchestrator"
+    assert claims["sub"] == "meet.jitsi"
     assert claims["room"] == "forum-a"
     assert claims["exp"] - claims["iat"] == 300
 
 
 @pytest.mark.asyncio
-async def test_end_meeting_with_an_unknown_key_is_refused(
-    prosody: Prosody, key_server: tuple[Settings, str]
+async def test_end_meeting_signed_with_another_secret_is_refused(
+    prosody: Prosody, tmp_path: Path
 ) -> None:
-    app_settings, app_url = key_server
-    prosody.fake.key_server = f"{app_url}/jitsi/asap"
+    settings = _settings(tmp_path, prosody.url)
+    prosody.fake.app_secret = "not-the-orchestrator-secret-0123456789"
     prosody.fake.add_room("forum-a", [ANNA])
-    wrong_kid = {"jitsi_prosody_url": prosody.url, "jitsi_asap_key_id": "not-served"}
-    async with _client(app_settings.model_copy(update=wrong_kid)) as client:
+    async with _client(settings) as client:
         with pytest.raises(JitsiRequestError, match="HTTP 401"):
             await client.end_meeting("forum-a")
     assert prosody.fake.ended == []
@@ -258,7 +228,7 @@ async def live_app(
 ) -> AsyncIterator[LiveApp]:
     room = await _forum_room(session)
     async with _live_app(settings, room, prosody.url) as live:
-        prosody.fake.key_server = str(live.http.base_url).rstrip("/") + "/jitsi/asap"
+        prosody.fake.app_secret = settings.require("jitsi_app_secret")
         yield live
 
 

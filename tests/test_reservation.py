@@ -149,7 +149,7 @@ async def test_forum_room_allowed_inside_its_window(
     answer = response.json()
     [stored] = await _stored(sessions)
     assert answer == {
-        "id": stored.id,
+        "id": str(stored.id),
         "name": room.name,
         "mail_owner": OWNER,
         "start_time": java_date(prosody.clock.now),
@@ -158,7 +158,7 @@ async def test_forum_room_allowed_inside_its_window(
         "lobby": False,
     }
     assert answer["duration"] == 5400
-    assert type(answer["id"]) is int
+    assert type(answer["id"]) is str  # Lua 5.4 would turn a JSON number into 1.0
     assert type(answer["duration"]) is int
     assert type(answer["max_occupants"]) is int
     assert answer["lobby"] is False
@@ -389,3 +389,20 @@ async def test_malformed_form_is_refused_with_a_message(
     fields = {key: room.name if value == "ROOM" else value for key, value in fields.items()}
     _refused(await prosody.post_body(formencode(fields)), 400)
     assert await _stored(sessions) == []
+
+
+@pytest.mark.asyncio
+async def test_an_id_that_lua_printed_as_a_float_still_finds_the_reservation(
+    session: AsyncSession, sessions: async_sessionmaker[AsyncSession], prosody: Prosody
+) -> None:
+    """A deployment whose prosody stored a numeric id asks for `/conference/7.0`."""
+    room = _forum_room(await load_sample(session))
+    first = (await prosody.create(room.name)).json()
+    fetched = await prosody.get(f"{first['id']}.0")
+    assert fetched.status_code == 200
+    assert fetched.json() == first
+    assert (await prosody.delete(f"{first['id']}.0")).status_code == 204
+    [stored] = await _stored(sessions)
+    assert stored.deleted_at == prosody.clock.now
+    for wrong in ("7.5", "1e3", "٣", "-1", ".0"):
+        _refused(await prosody.get(wrong), 404)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -84,6 +85,12 @@ def test_claims_follow_jitsi_rules() -> None:
 def test_moderator_is_the_string_true() -> None:
     assert _decode(_mint(_user(moderator=True)))["context"]["user"]["moderator"] == "true"
     assert _decode(_mint(_user(moderator=False)))["context"]["user"]["moderator"] == "false"
+
+
+def test_lobby_bypass_is_a_json_boolean_and_only_when_asked() -> None:
+    bypass = dataclasses.replace(_user(moderator=True), lobby_bypass=True)
+    assert _decode(_mint(bypass))["context"]["user"]["lobby_bypass"] is True
+    assert "lobby_bypass" not in _decode(_mint(_user(moderator=True)))["context"]["user"]
 
 
 def test_user_values_are_strings_never_null() -> None:

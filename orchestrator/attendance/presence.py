@@ -11,7 +11,6 @@ fold to the database.
 from __future__ import annotations
 
 import hashlib
-import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -25,8 +24,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchestrator.attendance.models import JitsiEvent, PresenceInterval
-
-log = logging.getLogger(__name__)
 
 ROOM_CREATED = "muc-room-created"
 ROOM_DESTROYED = "muc-room-destroyed"
@@ -352,7 +349,7 @@ class Mismatch:
 
 
 async def census_check(session: AsyncSession, census: Iterable[RoomCount]) -> list[Mismatch]:
-    """Compare people in each main room by our events with prosody's census; log mismatches.
+    """Rooms where people by our events and prosody's census differ (the caller logs them).
 
     Breakouts live in another MUC and are not in the census. A person with two tabs open is
     one here and two in the census, so a mismatch is a hint to look, not an error.
@@ -364,14 +361,8 @@ async def census_check(session: AsyncSession, census: Iterable[RoomCount]) -> li
     )
     ours: dict[str, int] = {name: int(count) for name, count in await session.execute(statement)}
     theirs = {room.name.lower(): room.participants for room in census}
-    mismatches = [
+    return [
         Mismatch(name, ours.get(name, 0), theirs.get(name, 0))
         for name in sorted(ours.keys() | theirs.keys())
         if ours.get(name, 0) != theirs.get(name, 0)
     ]
-    for item in mismatches:
-        log.warning(
-            "attendance.census_mismatch",
-            extra={"room": item.room_name, "events": item.from_events, "census": item.census},
-        )
-    return mismatches

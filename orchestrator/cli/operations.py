@@ -92,9 +92,7 @@ def demo(
     """Alles in einem: Datenbank, Beispielkonferenz, Teilnehmende, Zuteilung, Server."""
     from orchestrator.demo import setup
 
-    settings = load_settings()
-    if "base_url" not in settings.model_fields_set:
-        settings.base_url = f"http://{host}:{port}"
+    settings = demo_settings(load_settings(), host, port)
     if not no_serve and not port_free(host, port):
         raise fail(f"Port {port} auf {host} ist belegt; wählen Sie einen anderen mit --port.")
     summary = run(
@@ -103,6 +101,17 @@ def demo(
     typer.echo(setup.banner(settings, summary))
     if not no_serve:
         _serve(settings, host, port)
+
+
+def demo_settings(settings: Settings, host: str, port: int) -> Settings:
+    """The demo's defaults for what the environment leaves open: its own address, and no
+    census cross-check against a prosody nobody configured (it would only log that it is
+    unreachable)."""
+    if "base_url" not in settings.model_fields_set:
+        settings.base_url = f"http://{host}:{port}"
+    if "jitsi_prosody_url" not in settings.model_fields_set:
+        settings.attendance_census_seconds = None
+    return settings
 
 
 def worker() -> None:

@@ -9,8 +9,9 @@ Formats, from jitsi-meet `resources/prosody-plugins/`:
 - `GET /room-census` → `{"room_census": [{room_name (the room JID), participants,
   created_time (epoch ms, absent until the room had two occupants), leaked}]}`
   (`mod_muc_census.lua`).
-- `POST /end-meeting?conference=ROOM_JID` with `Authorization: Bearer SYSTEM_TOKEN` → 200
-  destroyed, 400 bad query, 401 bad token, 404 no such room (`mod_muc_end_meeting.lua`).
+- `POST /end-meeting?conference=ROOM_JID` with `Authorization: Bearer SYSTEM_TOKEN` (HS256
+  with the app secret, `tokens.system_token`) → 200 destroyed, 400 bad query, 401 bad
+  token, 404 no such room (`mod_muc_end_meeting.lua`).
 
 A room that is not running is not an error: its size is 0, it has nobody in it, and ending
 it does nothing. Connection errors, timeouts and 5xx are retried with backoff; when prosody
@@ -32,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, field_
 from orchestrator.clock import Clock, system_clock
 from orchestrator.config import Settings
 from orchestrator.errors import OrchestratorError
-from orchestrator.jitsi.asap import system_token
+from orchestrator.jitsi.tokens import system_token
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -106,8 +107,13 @@ class ProsodyClient:
         http: httpx.AsyncClient | None = None,
         backoff: float = 0.25,
         clock: Clock = system_clock,
+        retries: int | None = None,
+        quiet: bool = False,
     ) -> None:
+        """`retries` overrides the setting; `quiet` logs failures at debug (callers report)."""
         self._settings = settings
+        self._retries = settings.jitsi_http_retries if retries is None else retries
+        self._failure_level = logging.DEBUG if quiet else logging.WARNING
         self._timeout = httpx.Timeout(settings.jitsi_http_timeout)
         self._http = http or httpx.AsyncClient(timeout=self._timeout)
         self._owns_http = http is None
@@ -168,7 +174,13 @@ class ProsodyClient:
 
     async def end_meeting(self, room: str) -> bool:
         """End the room for everyone; False when it was not running."""
-        token = await asyncio.to_thread(system_token, self._settings, self._clock(), room.lower())
+        token = system_token(
+            app_id=self._settings.jitsi_app_id,
+            secret=self._settings.require("jitsi_app_secret"),
+            domain=self._settings.jitsi_domain,
+            room=room.lower(),
+            now=self._clock(),
+        )
         response = await self._request(
             "POST",
             "/end-meeting",
@@ -195,7 +207,7 @@ class ProsodyClient:
     ) -> httpx.Response:
         """Send with bounded retries on connection errors, timeouts and 5xx."""
         url = f"{self._settings.jitsi_prosody_url}{path}"
-        attempts = self._settings.jitsi_http_retries + 1
+        attempts = self._retries + 1
         problem = ""
         for attempt in range(attempts):
             if attempt:
@@ -210,8 +222,10 @@ class ProsodyClient:
                 if response.status_code < httpx.codes.INTERNAL_SERVER_ERROR:
                     return response
                 problem = f"HTTP {response.status_code}"
-            log.info("jitsi.prosody_retry", extra={"path": path, "attempt": attempt + 1})
-        log.warning(
+            if attempt + 1 < attempts:
+                log.info("jitsi.prosody_retry", extra={"path": path, "attempt": attempt + 1})
+        log.log(
+            self._failure_level,
             "jitsi.prosody_unavailable",
             extra={"path": path, "attempts": attempts, "error": problem},
         )

@@ -1,4 +1,8 @@
-"""Jitsi access tokens: one HS256 JWT per person per room (JITSI.md, "Access").
+"""Jitsi tokens, all HS256 with the app secret (JITSI.md, "Access").
+
+One token per person per room lets them in; a short-lived system token authorises one call
+to prosody's muc_end_meeting, which checks it with the same host settings (a key-server URL
+does not make it take RS256: prosody answers an RS256 token with 401).
 
 The audience is the app id. Prosody accepts any `aud` while `JWT_ACCEPTED_AUDIENCES` is
 left at its default `*`; a deployment that sets it must list the app id
@@ -8,11 +12,14 @@ left at its default `*`; a deployment that sets it must list the app id
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import jwt
 
 ALGORITHM = "HS256"
+SYSTEM_TOKEN_LIFETIME = timedelta(minutes=5)
+# Prosody compares nbf with its own clock; allow that clock to lag a little behind ours.
+CLOCK_SKEW = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -23,6 +30,9 @@ class JitsiUser:
     name: str
     email: str
     moderator: bool
+    # Skips the lobby (jitsi-contrib token_lobby_bypass), which otherwise stops moderators
+    # too: the lobby check runs before token_affiliation makes anyone moderator.
+    lobby_bypass: bool = False
 
 
 def audience(app_id: str) -> str:
@@ -42,6 +52,14 @@ def claims(
     """The token's payload: strings in `context.user`, integer epoch seconds, one room."""
     if not room or room == "*" or "@" in room:
         raise ValueError(f"a token is for one bare room name, not {room!r}")
+    person: dict[str, object] = {
+        "id": str(user.id),
+        "name": user.name or "",
+        "email": user.email or "",
+        "moderator": "true" if user.moderator else "false",
+    }
+    if user.lobby_bypass:
+        person["lobby_bypass"] = True  # a JSON boolean: the one non-string prosody takes
     return {
         "iss": app_id,
         "aud": audience(app_id),
@@ -49,14 +67,7 @@ def claims(
         "room": room,
         "nbf": int(not_before.timestamp()),
         "exp": int(expires.timestamp()),
-        "context": {
-            "user": {
-                "id": str(user.id),
-                "name": user.name or "",
-                "email": user.email or "",
-                "moderator": "true" if user.moderator else "false",
-            }
-        },
+        "context": {"user": person},
     }
 
 
@@ -79,4 +90,19 @@ def mint(
         not_before=not_before,
         expires=expires,
     )
+    return jwt.encode(payload, secret, algorithm=ALGORITHM, headers={"typ": "JWT"})
+
+
+def system_token(*, app_id: str, secret: str, domain: str, room: str, now: datetime) -> str:
+    """A five-minute token for one muc_end_meeting call about `room`."""
+    payload = {
+        "iss": app_id,
+        "aud": audience(app_id),
+        "sub": domain,
+        # Required by prosody's default asap_require_room_claim; bound to the one room.
+        "room": room,
+        "iat": int(now.timestamp()),
+        "nbf": int((now - CLOCK_SKEW).timestamp()),
+        "exp": int((now + SYSTEM_TOKEN_LIFETIME).timestamp()),
+    }
     return jwt.encode(payload, secret, algorithm=ALGORITHM, headers={"typ": "JWT"})

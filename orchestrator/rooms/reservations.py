@@ -3,6 +3,10 @@
 Prosody asks before it creates a room and enforces the `duration` we answer: it expires the
 room at `start_time + duration`, both read from our answer. We allow our own rooms inside
 their window only, so that instant equals the window's close.
+
+Reservation ids go out as JSON strings of digits: prosody on Lua 5.4 decodes a JSON number
+as a float and would ask for `/conference/1.0` (JITSI.md, "Rooms"). A float-looking id that
+an older deployment stored is still read (`7.0` is reservation 7).
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ class ReservationAnswer(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    id: int
+    id: str  # digits as a JSON string, never a number (module docstring)
     name: str  # prosody requires the requested name, lowercased
     mail_owner: str
     start_time: str  # yyyy-MM-dd'T'HH:mm:ss.SSSX, as prosody sends it
@@ -66,7 +70,7 @@ class Refusal:
 
     status: int
     message: str
-    conflict_id: int | None = None
+    conflict_id: str | None = None
 
     def body(self) -> dict[str, object]:
         """`{"conflict_id": id}` for a 409 (prosody then GETs it), else `{"message": ...}`."""
@@ -114,14 +118,14 @@ async def reserve(
         return _refused(name, Refusal(HTTPStatus.FORBIDDEN, reason))
     active = await _active_for(session, room)
     if active is not None:
-        return _refused(name, Refusal(HTTPStatus.CONFLICT, ALREADY_RESERVED, active.id))
+        return _refused(name, Refusal(HTTPStatus.CONFLICT, ALREADY_RESERVED, str(active.id)))
     try:
         async with session.begin_nested():
             return await _grant(session, room, template, name, start, mail_owner)
     except IntegrityError:
         # Another request (a second prosody, a retry) reserved the room a moment ago.
         winner = await _active_for(session, room)
-        conflict_id = winner.id if winner is not None else None
+        conflict_id = str(winner.id) if winner is not None else None
         return _refused(name, Refusal(HTTPStatus.CONFLICT, ALREADY_RESERVED, conflict_id))
 
 
@@ -202,7 +206,7 @@ def _answer(
     reservation: RoomReservation, duration: int, template: RoomTemplate | None
 ) -> ReservationAnswer:
     return ReservationAnswer(
-        id=reservation.id,
+        id=str(reservation.id),
         name=reservation.name,
         mail_owner=reservation.mail_owner,
         start_time=format_time(reservation.start_time),
@@ -230,7 +234,14 @@ async def _active_for(session: AsyncSession, room: Room) -> RoomReservation | No
     return (await session.execute(statement)).scalar_one_or_none()
 
 
-async def _find(session: AsyncSession, reservation_id: str) -> RoomReservation | None:
-    if not reservation_id.isdigit() or len(reservation_id) > ID_DIGITS_MAX:
+def parse_id(text: str) -> int | None:
+    """Our reservation id from prosody's URL: digits, or digits and `.0` as Lua prints floats."""
+    digits = text.removesuffix(".0")
+    if not digits.isascii() or not digits.isdigit() or len(digits) > ID_DIGITS_MAX:
         return None
-    return await session.get(RoomReservation, int(reservation_id))
+    return int(digits)
+
+
+async def _find(session: AsyncSession, reservation_id: str) -> RoomReservation | None:
+    number = parse_id(reservation_id)
+    return None if number is None else await session.get(RoomReservation, number)

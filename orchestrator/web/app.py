@@ -33,7 +33,7 @@ from orchestrator.web.api import (
     rooms,
 )
 from orchestrator.web.deps import require_jitsi, require_staff
-from orchestrator.web.jitsi import events, keys, reservation
+from orchestrator.web.jitsi import events, reservation
 from orchestrator.worker import run_worker
 
 
@@ -105,7 +105,6 @@ def create_app(
     app.include_router(staff.router)  # /admin/login, /admin/logout (session + CSRF)
     app.include_router(admin_checkin.router)
     app.include_router(admin_mail.router)  # after check-in: /admin/{slug}/checkin wins
-    app.include_router(keys.router)  # public: prosody cannot send our secret when fetching
     app.include_router(health.router)
     app.mount("/static", pages.static_files(), name="static")
     return app

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from orchestrator.config import Settings
 from orchestrator.db import transaction
 from orchestrator.jitsi.tokens import JitsiUser, mint
+from orchestrator.participants.models import Role
 from orchestrator.rooms.joining import (
     ClickRecorder,
     JoinDecision,
@@ -98,7 +99,11 @@ def jitsi_url(settings: Settings, decision: JoinDecision, now: datetime) -> str:
     person, room, template = decision.person, decision.room, decision.template
     assert person is not None and room is not None and template is not None
     not_before, expires = token_validity(decision, now)
-    user = JitsiUser(str(person.id), person.display_name, person.email, decision.moderator)
+    # Moderators and room systems skip the lobby; they are the ones who admit people.
+    bypass = decision.moderator or person.role is Role.ROOM_SYSTEM
+    user = JitsiUser(
+        str(person.id), person.display_name, person.email, decision.moderator, lobby_bypass=bypass
+    )
     token = mint(
         app_id=settings.jitsi_app_id,
         secret=settings.require("jitsi_app_secret"),

@@ -24,10 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.datastructures import State
 
 from orchestrator.attendance.folding import fold_all
-from orchestrator.attendance.presence import RawEvent, census_check, store_events
+from orchestrator.attendance.presence import RawEvent, store_events
 from orchestrator.clock import Clock
 from orchestrator.db import transaction
-from orchestrator.errors import DatabaseUnavailableError, OrchestratorError
+from orchestrator.errors import DatabaseUnavailableError
 from orchestrator.jitsi import events
 from orchestrator.jitsi.client import ProsodyClient
 from orchestrator.jitsi.events import (
@@ -38,6 +38,7 @@ from orchestrator.jitsi.events import (
     RoomDestroyed,
 )
 from orchestrator.rooms.templates import RoomTemplate
+from orchestrator.web.jitsi.census import CensusWatch, check_once
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/events", tags=["jitsi"])
@@ -244,14 +245,12 @@ async def run_folder(
 
 async def _census_loop(state: State, stop_event: asyncio.Event, interval: float) -> None:
     """Every `interval` seconds compare prosody's census with our open intervals."""
-    async with ProsodyClient(state.settings, clock=state.clock) as client:
+    watch = CensusWatch()
+    # One attempt per check, failures at debug: CensusWatch says when prosody comes and goes.
+    async with ProsodyClient(state.settings, clock=state.clock, retries=0, quiet=True) as client:
         while not await wait_or_stop(stop_event, interval):
             try:
-                census = await client.census()
-                async with transaction(state.sessions) as session:
-                    await census_check(session, census)
-            except OrchestratorError as error:  # prosody unreachable or odd: next time
-                log.info("attendance.census_skipped", extra={"error": error.code})
+                await check_once(state, client, watch)
             except Exception:  # a cross-check only: never let it stop for good
                 log.exception("attendance.census_failed")
 

@@ -24,7 +24,7 @@ class Message(BaseModel):
 
 
 class Conflict(BaseModel):
-    conflict_id: int
+    conflict_id: str
 
 
 _REFUSALS: dict[int | str, dict[str, Any]] = {
