@@ -13,13 +13,14 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from typing import Any
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
+from typing import Any, cast
 from urllib.parse import urlencode
 
 from slixmpp import Iq, Presence
 from slixmpp.exceptions import IqError, IqTimeout
+from slixmpp.xmlstream import StanzaBase
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
@@ -33,7 +34,7 @@ STANZAS_NS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 WAIT = 15.0  # seconds: every wait for prosody, the orchestrator behind it included
 
 
-class Refused(Exception):
+class RefusedError(Exception):
     """Prosody answered with an error: `condition` (e.g. not-allowed), its text and extras."""
 
     def __init__(self, condition: str, text: str = "", extra: dict[str, str] | None = None) -> None:
@@ -41,10 +42,10 @@ class Refused(Exception):
         self.condition, self.text, self.extra = condition, text, extra or {}
 
 
-def _error(stanza: ET.Element) -> Refused:
+def _error(stanza: ET.Element) -> RefusedError:
     error = stanza.find("{jabber:client}error")
     if error is None:
-        return Refused("unknown")
+        return RefusedError("unknown")
     condition, text, extra = "unknown", "", {}
     for child in error:
         namespace, _, name = child.tag[1:].partition("}")
@@ -57,7 +58,13 @@ def _error(stanza: ET.Element) -> Refused:
     for child in stanza.iter():  # <lobbyroom> sits beside <error> in the lobby's refusal
         if child.tag == f"{{{JITMEET_NS}}}lobbyroom":
             extra["lobbyroom"] = child.text or ""
-    return Refused(condition, text, extra)
+    return RefusedError(condition, text, extra)
+
+
+async def _ask(iq: Iq) -> Iq:
+    """Send an IQ get/set and await its result (IqError, IqTimeout after WAIT)."""
+    result = await iq.send(timeout=WAIT)  # type: ignore[no-untyped-call]  # slixmpp's Iq.send
+    return cast(Iq, result)
 
 
 @dataclass
@@ -124,10 +131,10 @@ class MucClient(WebSocketClient):
 
     def _on_auth_failed(self, _: object) -> None:
         if not self._started.done():
-            self._started.set_exception(Refused("not-authorized", "SASL failed"))
+            self._started.set_exception(RefusedError("not-authorized", "SASL failed"))
 
     async def start(self) -> None:
-        """Connect and log in; Refused when prosody refuses the login."""
+        """Connect and log in; RefusedError when prosody refuses the login."""
         self.connect("127.0.0.1", 1)
         async with asyncio.timeout(WAIT):
             await self._started
@@ -135,7 +142,8 @@ class MucClient(WebSocketClient):
     def view(self, room_jid: str) -> RoomView:
         return self.views.setdefault(room_jid, RoomView())
 
-    def _seen(self, presence: Presence) -> None:
+    def _seen(self, stanza: StanzaBase) -> None:
+        presence = cast(Presence, stanza)
         room_jid, nick = presence["from"].bare, presence["from"].resource
         if not nick or presence["type"] == "error":
             return
@@ -148,12 +156,14 @@ class MucClient(WebSocketClient):
         elif item is not None:
             attributes = item.attrib
             view.occupants[nick] = Occupant(
-                attributes.get("affiliation", ""), attributes.get("role", ""), attributes.get("jid", "")
+                attributes.get("affiliation", ""),
+                attributes.get("role", ""),
+                attributes.get("jid", ""),
             )
         view.changed.set()
 
     async def enter(self, room_jid: str, nick: str, name: str = "") -> Occupant:
-        """Join the MUC room; our own occupant as prosody first shows it, or Refused."""
+        """Join the MUC room; our own occupant as prosody first shows it, or RefusedError."""
         self.view(room_jid).destroyed = False
         presence = self.make_presence(pto=f"{room_jid}/{nick}")
         presence.append(ET.Element(f"{{{MUC_NS}}}x"))
@@ -162,15 +172,15 @@ class MucClient(WebSocketClient):
         presence.append(display)
         answer: asyncio.Future[Presence] = asyncio.get_running_loop().create_future()
 
-        def match(stanza: Presence) -> None:
+        def match(stanza: StanzaBase) -> None:
             own = stanza["from"].full == f"{room_jid}/{nick}"
             if own and not answer.done() and stanza["type"] in {"error", "available", ""}:
-                answer.set_result(stanza)
+                answer.set_result(cast(Presence, stanza))
 
         handler = f"join {room_jid}/{nick} {uuid.uuid4()}"
         self.register_handler(Callback(handler, MatchXPath("{jabber:client}presence"), match))
         try:
-            presence.send()
+            self.send(presence)
             async with asyncio.timeout(WAIT):
                 result = await answer
         finally:
@@ -181,14 +191,14 @@ class MucClient(WebSocketClient):
         return self.view(room_jid).occupants[nick]
 
     async def leave(self, room_jid: str, nick: str) -> None:
-        self.make_presence(pto=f"{room_jid}/{nick}", ptype="unavailable").send()
+        self.send(self.make_presence(pto=f"{room_jid}/{nick}", ptype="unavailable"))
         await _until(self.view(room_jid), lambda: nick not in self.view(room_jid).occupants, "left")
 
     async def sync(self) -> None:
         """A round trip to the server: everything it sent us before has arrived."""
         ping = self.make_iq_get(ito=self.boundjid.domain)
         ping.append(ET.Element("{urn:xmpp:ping}ping"))
-        await ping.send(timeout=WAIT)
+        await _ask(ping)
 
     def drop(self) -> None:
         """The connection dies without a goodbye (network lost, tab killed)."""
@@ -208,17 +218,19 @@ class Participant(MucClient):
         super().__init__(domain, "", f"{websocket_url}?{urlencode(query)}")
 
     async def conference(self, room_jid: str) -> ET.Element:
-        """Ask the focus for the conference as the web client does; Refused with the reason."""
+        """Ask the focus for the conference as the web client does; RefusedError with the reason."""
         iq = self.make_iq_set(ito=f"focus.{self.boundjid.domain}")
-        request = ET.Element(f"{{{FOCUS_NS}}}conference", {"room": room_jid, "machine-uid": uuid.uuid4().hex})
+        request = ET.Element(
+            f"{{{FOCUS_NS}}}conference", {"room": room_jid, "machine-uid": uuid.uuid4().hex}
+        )
         iq.append(request)
         try:
-            result = await iq.send(timeout=WAIT)
+            result = await _ask(iq)
         except IqError as error:
             raise _error(error.iq.xml) from None
         except IqTimeout:
-            raise Refused("timeout", "no answer to the conference IQ") from None
-        answer = result.xml.find(f"{{{FOCUS_NS}}}conference")
+            raise RefusedError("timeout", "no answer to the conference IQ") from None
+        answer: ET.Element | None = result.xml.find(f"{{{FOCUS_NS}}}conference")
         assert answer is not None and answer.get("ready") == "true", result
         return answer
 
@@ -236,19 +248,28 @@ class Focus(MucClient):
     def __init__(self, websocket_url: str, auth_domain: str, password: str) -> None:
         super().__init__(f"focus@{auth_domain}/focus", password, websocket_url)
         self.rooms: set[str] = set()
+        self._answering: set[asyncio.Future[None]] = set()
         self.register_handler(
-            Callback("conference", MatchXPath(f"{{jabber:client}}iq/{{{FOCUS_NS}}}conference"), self._asked)
+            Callback(
+                "conference",
+                MatchXPath(f"{{jabber:client}}iq/{{{FOCUS_NS}}}conference"),
+                self._asked,
+            )
         )
-        self.register_handler(Callback("room left", MatchXPath("{jabber:client}presence"), self._maybe_leave))
+        self.register_handler(
+            Callback("room left", MatchXPath("{jabber:client}presence"), self._maybe_leave)
+        )
 
     async def start(self) -> None:
         await super().start()
         domain = self.boundjid.domain.split(".", 1)[1]
-        self.make_presence(pto=f"focus.{domain}").send()  # client_proxy registers this session
+        self.send(self.make_presence(pto=f"focus.{domain}"))  # client_proxy registers this session
         await self.sync()
 
-    def _asked(self, iq: Iq) -> None:
-        asyncio.ensure_future(self._answer(iq))
+    def _asked(self, stanza: StanzaBase) -> None:
+        task = asyncio.ensure_future(self._answer(cast(Iq, stanza)))
+        self._answering.add(task)
+        task.add_done_callback(self._answering.discard)
 
     async def _answer(self, iq: Iq) -> None:
         request = iq.xml.find(f"{{{FOCUS_NS}}}conference")
@@ -257,13 +278,17 @@ class Focus(MucClient):
         if room_jid not in self.rooms:
             await self.enter(room_jid, self.NICK)
             self.rooms.add(room_jid)
-        reply = iq.reply(clear=True)
+        reply = self.make_iq_result(id=iq["id"], ito=iq["from"])
         reply.append(
-            ET.Element(f"{{{FOCUS_NS}}}conference", {"room": room_jid, "ready": "true", "focusjid": self.boundjid.bare})
+            ET.Element(
+                f"{{{FOCUS_NS}}}conference",
+                {"room": room_jid, "ready": "true", "focusjid": self.boundjid.bare},
+            )
         )
-        reply.send()
+        self.send(reply)
 
-    def _maybe_leave(self, presence: Presence) -> None:
+    def _maybe_leave(self, stanza: StanzaBase) -> None:
+        presence = cast(Presence, stanza)
         room_jid = presence["from"].bare
         if room_jid not in self.rooms:
             return
@@ -272,4 +297,4 @@ class Focus(MucClient):
             self.rooms.discard(room_jid)
         elif presence["type"] == "unavailable" and set(view.occupants) <= {self.NICK}:
             self.rooms.discard(room_jid)
-            self.make_presence(pto=f"{room_jid}/{self.NICK}", ptype="unavailable").send()
+            self.send(self.make_presence(pto=f"{room_jid}/{self.NICK}", ptype="unavailable"))

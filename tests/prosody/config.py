@@ -60,7 +60,11 @@ class Layout:
 
     @property
     def plugin_paths(self) -> list[Path]:
-        return [self.custom_plugins, self.plugins / "jitsi-meet", self.plugins / "prosody-plugins-contrib"]
+        return [
+            self.custom_plugins,
+            self.plugins / "jitsi-meet",
+            self.plugins / "prosody-plugins-contrib",
+        ]
 
 
 def _lua(value: str) -> str:
@@ -180,6 +184,7 @@ def _components(env: ProsodyEnv, layout: Layout) -> str:
         "muc_password_whitelist",
     ]
     limit = f"muc_max_occupants = {_lua(max_participants)}" if max_participants else ""
+    lobby_modules = ["muc_hide_all", *(["muc_max_occupants"] if limit else [])]
     lobby = f"""
 Component "lobby.{env.domain}" "muc"
     storage = "memory"
@@ -190,7 +195,7 @@ Component "lobby.{env.domain}" "muc"
     muc_room_locking = false
     muc_room_default_public_jids = true
     {limit}
-    modules_enabled = {_modules(layout, ["muc_hide_all", *(["muc_max_occupants"] if limit else [])])}
+    modules_enabled = {_modules(layout, lobby_modules)}
 """
     breakout = f"""
 Component "breakout.{env.domain}" "muc"
@@ -234,7 +239,9 @@ def render(env: ProsodyEnv, layout: Layout) -> dict[Path, str]:
     files = {layout.config_file: main + '\nInclude "conf.d/*.cfg.lua"\n'}
     for name in PROJECT_INCLUDES:
         text = (PROJECT_CONFIG / name).read_text(encoding="utf-8")
-        files[layout.root / "conf.d" / name] = text.replace(ORCHESTRATOR_URL, layout.orchestrator_url)
+        files[layout.root / "conf.d" / name] = text.replace(
+            ORCHESTRATOR_URL, layout.orchestrator_url
+        )
     # The project's loader runs the module from where the image ships it; here, the vendor tree.
     loader = (PROJECT_CONFIG / EVENT_SYNC_LOADER).read_text(encoding="utf-8")
     contrib = layout.plugins / "prosody-plugins-contrib"

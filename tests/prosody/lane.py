@@ -60,7 +60,11 @@ def conference_spec(now: datetime) -> ConferenceSpec:
     data: dict[str, Any] = tomllib.loads(SAMPLE_TOML.read_text(encoding="utf-8"))
     zone, local = noon_zone(now)
     data["conference"] |= {"timezone": zone, "date": local.date().isoformat(), "reminders": []}
-    times = {"opening": ("11:30", "14:30"), "forums": ("11:00", "14:00"), "results": ("20:00", "21:00")}
+    times = {
+        "opening": ("11:30", "14:30"),
+        "forums": ("11:00", "14:00"),
+        "results": ("20:00", "21:00"),
+    }
     for item in data["sessions"]:
         item["start"], item["end"] = times[item["key"]]
     return ConferenceSpec.model_validate(data)
@@ -93,7 +97,7 @@ class Lane:
         return query["jwt"][0]
 
     async def participant(self, room: str, token: str | None) -> Participant:
-        """A connected, logged-in browser connection for `room` (Refused if login fails)."""
+        """A connected, logged-in browser connection for `room` (RefusedError if login fails)."""
         client = Participant(self.prosody.websocket_url(), self.env.domain, room, token)
         self.clients.append(client)
         await client.start()
@@ -121,7 +125,9 @@ class Lane:
         with contextlib.suppress(Exception):
             self.focus.drop()
         self.prosody.start()
-        self.focus = Focus(self.prosody.websocket_url(), self.env.auth_domain, self.env.focus_password)
+        self.focus = Focus(
+            self.prosody.websocket_url(), self.env.auth_domain, self.env.focus_password
+        )
         await self.focus.start()
 
     def mint(self, label: str, key: str) -> str:
@@ -152,11 +158,16 @@ async def _world(
     async with sessions() as session:
         outcome = await import_spec(session, conference_spec(now))
         conference = outcome.conference
-        people = {label: await add_person(session, conference, label, role, forum) for label, role, forum in PEOPLE}
+        people = {
+            label: await add_person(session, conference, label, role, forum)
+            for label, role, forum in PEOPLE
+        }
         await session.commit()
         conference = await get_by_slug(session, conference.slug)
         rooms = {forum.key: forum.room.name for forum in conference.forums if forum.room}
-        rooms |= {item.key: room.name for item in conference.sessions if (room := plenary_room(item))}
+        rooms |= {
+            item.key: room.name for item in conference.sessions if (room := plenary_room(item))
+        }
         return conference, rooms, people
 
 

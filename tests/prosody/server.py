@@ -141,7 +141,9 @@ class ProsodyServer:
             if response.status_code == httpx.codes.OK:
                 return
             time.sleep(0.1)
-        raise RuntimeError(f"prosody did not answer within {START_TIMEOUT} s:\n{self.log()[-3000:]}")
+        raise RuntimeError(
+            f"prosody did not answer within {START_TIMEOUT} s:\n{self.log()[-3000:]}"
+        )
 
     def stop(self) -> None:
         """SIGTERM, and killed if it has not exited after 15 seconds."""

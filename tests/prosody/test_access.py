@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.prosody.clients import Refused
+from tests.prosody.clients import RefusedError
 from tests.prosody.lane import Lane
 
 pytestmark = pytest.mark.asyncio
 
 
 async def test_no_token_is_refused_at_login(lane: Lane) -> None:
-    with pytest.raises(Refused) as refused:
+    with pytest.raises(RefusedError) as refused:
         await lane.participant(lane.rooms["sprache"], token=None)
     assert refused.value.condition == "not-authorized"
     assert "Error verifying token" in lane.prosody.log()
@@ -22,7 +22,7 @@ async def test_token_for_another_room_is_refused_at_the_door(lane: Lane) -> None
     werte = lane.room_jid("werte")
     anna_token = await lane.token("anna", "sprache")
     anna = await lane.participant(lane.rooms["werte"], anna_token)
-    with pytest.raises(Refused) as refused:
+    with pytest.raises(RefusedError) as refused:
         await anna.join(werte, "anna")
     assert refused.value.condition == "not-allowed"
     await olga.sync()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from orchestrator.jitsi.client import ProsodyClient
-from tests.prosody.clients import Refused
+from tests.prosody.clients import RefusedError
 from tests.prosody.lane import Lane
 
 pytestmark = pytest.mark.asyncio
@@ -32,7 +32,7 @@ async def test_end_through_our_api_ends_it_for_everyone_and_it_stays_closed(lane
 
     # Her token is still valid; prosody asks us before it recreates the room, and we refuse.
     back = await lane.participant(name, token)
-    with pytest.raises(Refused) as refused:
+    with pytest.raises(RefusedError) as refused:
         await back.conference(room)
     assert refused.value.extra.get("reservation-error") == "403"
     assert (await lane.api.get(f"/j/{lane.people['anna'].token}/{name}")).status_code != 302

@@ -48,9 +48,13 @@ async def test_reload_drop_and_breakout_fold_into_each_persons_presence(lane: La
     ET.SubElement(
         add.xml,
         "{jabber:client}breakout_rooms",
-        {"type": "features/breakout-rooms/add", "subject": "Kleingruppe", "nonce": uuid.uuid4().hex},
+        {
+            "type": "features/breakout-rooms/add",
+            "subject": "Kleingruppe",
+            "nonce": uuid.uuid4().hex,
+        },
     )
-    add.send()
+    mo.send(add)
     update = await mo.json_message(lambda message: bool(_breakout_jid(message)))
     breakout = _breakout_jid(update)
     await anna.leave(room, "anna-2")

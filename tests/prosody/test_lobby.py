@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from tests.prosody.clients import MUC_USER_NS, Refused
+from tests.prosody.clients import MUC_USER_NS, RefusedError
 from tests.prosody.lane import Lane
 
 pytestmark = pytest.mark.asyncio
@@ -22,7 +22,7 @@ async def test_moderator_enters_the_plenary_participant_waits_in_the_lobby(lane:
     assert f"Enabling lobby for room {opening}" in lane.prosody.log()
 
     anna = await lane.participant(lane.rooms["opening"], await lane.token("anna", "opening"))
-    with pytest.raises(Refused) as refused:
+    with pytest.raises(RefusedError) as refused:
         await anna.join(opening, "anna", "Anna")
     assert refused.value.condition == "registration-required"
     lobby = refused.value.extra["lobbyroom"]
@@ -35,7 +35,7 @@ async def test_moderator_enters_the_plenary_participant_waits_in_the_lobby(lane:
     admit = rita.make_message(mto=opening)
     x = ET.SubElement(admit.xml, f"{{{MUC_USER_NS}}}x")
     ET.SubElement(x, f"{{{MUC_USER_NS}}}invite", {"to": anna.boundjid.full})
-    admit.send()
+    rita.send(admit)
     await rita.json_message(lambda m: m.get("event") == "LOBBY-ACCESS-GRANTED")
     await anna.leave(lobby, "anna")
     admitted = await anna.enter(opening, "anna", "Anna")

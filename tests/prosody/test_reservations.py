@@ -12,7 +12,7 @@ import re
 import pytest
 
 from tests.event_sync import eventually
-from tests.prosody.clients import Refused
+from tests.prosody.clients import RefusedError
 from tests.prosody.lane import Lane
 
 pytestmark = pytest.mark.asyncio
@@ -32,13 +32,13 @@ async def test_reservation_allowed_opens_the_room_with_the_templates_limit(lane:
 async def test_room_outside_its_window_is_refused_by_prosody(lane: Lane) -> None:
     results = lane.room_jid("results")  # the closing plenary, hours away
     anna = await lane.participant(lane.rooms["results"], lane.mint("anna", "results"))
-    with pytest.raises(Refused) as refused:
+    with pytest.raises(RefusedError) as refused:
         await anna.conference(results)
     assert refused.value.condition == "service-unavailable"
     assert refused.value.extra.get("reservation-error") == "403"
     assert "noch nicht geöffnet" in refused.value.text
     assert f"Reservation creation failed for {results} - (403)" in lane.prosody.log()
-    with pytest.raises(Refused):  # nor can she create it herself (restrict_room_creation)
+    with pytest.raises(RefusedError):  # nor can she create it herself (restrict_room_creation)
         await anna.enter(results, "anna")
     assert await lane.reservations("results") == []
 
@@ -69,7 +69,8 @@ async def test_prosody_restart_mid_meeting_reuses_the_reservation(lane: Lane) ->
     assert "anna-back" in anna.view(room).occupants
     [reservation] = await lane.reservations("sprache")
     assert reservation.deleted_at is None
-    assert f"Reservation created successfully for {room}" in lane.prosody.log().split(
-        "Activated service 'http'"
-    )[-1]
+    assert (
+        f"Reservation created successfully for {room}"
+        in lane.prosody.log().split("Activated service 'http'")[-1]
+    )
     await asyncio.sleep(0)

@@ -17,6 +17,7 @@ from typing import Any
 from xml.sax.saxutils import quoteattr
 
 import slixmpp
+from slixmpp.xmlstream import XMLStream
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
@@ -63,7 +64,7 @@ def _incoming(frame: str) -> str:
 class WebSocketTransport(asyncio.Transport):
     """An asyncio transport over one WebSocket connection, frames in order."""
 
-    def __init__(self, socket: ClientConnection, protocol: asyncio.Protocol) -> None:
+    def __init__(self, socket: ClientConnection, protocol: XMLStream) -> None:
         super().__init__()
         self._socket, self._protocol = socket, protocol
         self._outbox: asyncio.Queue[str | None] = asyncio.Queue()
@@ -100,7 +101,7 @@ class WebSocketTransport(asyncio.Transport):
         try:
             async for frame in self._socket:
                 text = frame if isinstance(frame, str) else frame.decode()
-                self._protocol.data_received(_incoming(text).encode())  # type: ignore[arg-type]
+                self._protocol.data_received(_incoming(text).encode())
         except ConnectionClosed:
             pass
         if not self._tasks[1].done():
