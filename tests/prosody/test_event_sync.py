@@ -9,7 +9,9 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
+from orchestrator.attendance.models import JitsiEvent
 from tests.event_sync import Interval, eventually, intervals
 from tests.prosody.lane import Lane
 
@@ -73,3 +75,16 @@ async def test_reload_drop_and_breakout_fold_into_each_persons_presence(lane: La
         ben_id: [("left", False)],  # the dropped connection closed
         mo_id: [("left", False)],
     }
+    # Every kind of event arrived, for the main room and its breakout, all under the forum's name.
+    kinds = await eventually(lambda: _events(lane, name), lambda found: len(found) == 8, seconds=20)
+    assert kinds == {
+        (kind, breakout)
+        for kind in ("muc-room-created", "muc-occupant-joined", "muc-occupant-left")
+        for breakout in (False, True)
+    } | {("muc-room-destroyed", False), ("muc-room-destroyed", True)}
+
+
+async def _events(lane: Lane, room_name: str) -> set[tuple[str, bool]]:
+    async with lane.sessions() as session:
+        rows = await session.scalars(select(JitsiEvent).where(JitsiEvent.room_name == room_name))
+        return {(row.event_name, bool(row.payload.get("is_breakout"))) for row in rows}
