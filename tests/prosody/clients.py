@@ -276,7 +276,15 @@ class Focus(MucClient):
         assert request is not None
         room_jid = request.get("room", "")
         if room_jid not in self.rooms:
-            await self.enter(room_jid, self.NICK)
+            try:
+                await self.enter(room_jid, self.NICK)
+            except (RefusedError, TimeoutError) as error:  # jicofo would answer an error too
+                failed = self.make_iq_result(id=iq["id"], ito=iq["from"])
+                failed["type"] = "error"
+                failed["error"]["condition"] = "service-unavailable"
+                failed["error"]["text"] = str(error)
+                self.send(failed)
+                return
             self.rooms.add(room_jid)
         reply = self.make_iq_result(id=iq["id"], ito=iq["from"])
         reply.append(

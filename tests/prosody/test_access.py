@@ -25,6 +25,7 @@ async def test_token_for_another_room_is_refused_at_the_door(lane: Lane) -> None
     with pytest.raises(RefusedError) as refused:
         await anna.join(werte, "anna")
     assert refused.value.condition == "not-allowed"
+    assert "room-mismatch" in refused.value.extra  # token_verification's reason
     await olga.sync()
     assert "anna" not in olga.view(werte).occupants
     assert "not allowed to join" in lane.prosody.log()

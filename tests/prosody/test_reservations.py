@@ -38,8 +38,9 @@ async def test_room_outside_its_window_is_refused_by_prosody(lane: Lane) -> None
     assert refused.value.extra.get("reservation-error") == "403"
     assert "noch nicht geöffnet" in refused.value.text
     assert f"Reservation creation failed for {results} - (403)" in lane.prosody.log()
-    with pytest.raises(RefusedError):  # nor can she create it herself (restrict_room_creation)
+    with pytest.raises(RefusedError) as direct:  # nor can she create it herself
         await anna.enter(results, "anna")
+    assert direct.value.condition == "not-allowed"
     assert await lane.reservations("results") == []
 
 
