@@ -14,6 +14,7 @@ import asyncio
 import json
 import uuid
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 from urllib.parse import urlencode
@@ -83,8 +84,7 @@ class RoomView:
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-async def _until(view: RoomView, check: object, what: str) -> None:
-    assert callable(check)
+async def _until(view: RoomView, check: Callable[[], bool]) -> None:
     async with asyncio.timeout(WAIT):
         while not check():
             view.changed.clear()
@@ -103,7 +103,9 @@ class MucClient(WebSocketClient):
         self._json_arrived = asyncio.Event()
         self._started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.add_event_handler("session_start", self._on_start)
+        self.add_event_handler("failed_auth", self._on_auth_failure)
         self.add_event_handler("failed_all_auth", self._on_auth_failed)
+        self._auth_failure = RefusedError("not-authorized", "no SASL mechanism left")
         self.register_handler(
             Callback("muc presence", MatchXPath("{jabber:client}presence"), self._seen)
         )
@@ -115,7 +117,7 @@ class MucClient(WebSocketClient):
         self.json_messages.append(json.loads(element.text or "{}"))
         self._json_arrived.set()
 
-    async def json_message(self, check: Any) -> dict[str, Any]:
+    async def json_message(self, check: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
         """The first json-message (received or to come, bounded) for which `check` holds."""
         async with asyncio.timeout(WAIT):
             while True:
@@ -129,9 +131,16 @@ class MucClient(WebSocketClient):
         if not self._started.done():
             self._started.set_result(None)
 
+    def _on_auth_failure(self, failure: Any) -> None:
+        """Prosody's SASL <failure>: its condition and text."""
+        # Read the XML: slixmpp maps conditions outside RFC 6120's list to not-authorized.
+        names = [child.tag.rpartition("}")[2] for child in failure.xml]
+        condition = next((name for name in names if name != "text"), "not-authorized")
+        self._auth_failure = RefusedError(condition, str(failure["text"]))
+
     def _on_auth_failed(self, _: object) -> None:
         if not self._started.done():
-            self._started.set_exception(RefusedError("not-authorized", "SASL failed"))
+            self._started.set_exception(self._auth_failure)
 
     async def start(self) -> None:
         """Connect and log in; RefusedError when prosody refuses the login."""
@@ -192,7 +201,7 @@ class MucClient(WebSocketClient):
 
     async def leave(self, room_jid: str, nick: str) -> None:
         self.send(self.make_presence(pto=f"{room_jid}/{nick}", ptype="unavailable"))
-        await _until(self.view(room_jid), lambda: nick not in self.view(room_jid).occupants, "left")
+        await _until(self.view(room_jid), lambda: nick not in self.view(room_jid).occupants)
 
     async def sync(self) -> None:
         """A round trip to the server: everything it sent us before has arrived."""
@@ -205,9 +214,9 @@ class MucClient(WebSocketClient):
         if self.transport is not None:
             self.transport.abort()
 
-    async def until(self, room_jid: str, check: object, what: str = "") -> None:
+    async def until(self, room_jid: str, check: Callable[[], bool]) -> None:
         """Wait (bounded) until `check()` holds for what this client saw of the room."""
-        await _until(self.view(room_jid), check, what)
+        await _until(self.view(room_jid), check)
 
 
 class Participant(MucClient):

@@ -13,8 +13,8 @@ pytestmark = pytest.mark.asyncio
 async def test_no_token_is_refused_at_login(lane: Lane) -> None:
     with pytest.raises(RefusedError) as refused:
         await lane.participant(lane.rooms["sprache"], token=None)
-    assert refused.value.condition == "not-authorized"
-    assert "Error verifying token" in lane.prosody.log()
+    assert (refused.value.condition, refused.value.text) == ("not-allowed", "token required")
+    assert "Error verifying token err:not-allowed, reason:token required" in lane.prosody.log()
 
 
 async def test_token_for_another_room_is_refused_at_the_door(lane: Lane) -> None:

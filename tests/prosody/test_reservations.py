@@ -6,7 +6,6 @@ digits: prosody on Lua 5.4 decodes a JSON number as a float and asks for /confer
 
 from __future__ import annotations
 
-import asyncio
 import re
 
 import pytest
@@ -74,4 +73,3 @@ async def test_prosody_restart_mid_meeting_reuses_the_reservation(lane: Lane) ->
         f"Reservation created successfully for {room}"
         in lane.prosody.log().split("Activated service 'http'")[-1]
     )
-    await asyncio.sleep(0)
