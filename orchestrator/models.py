@@ -1,5 +1,14 @@
 """Imports every domain's models so that Base.metadata is complete (Alembic, tests)."""
 
+from orchestrator.accounts.models import (
+    ApiToken,
+    LoginFailure,
+    StaffAudit,
+    StaffGrant,
+    StaffLink,
+    StaffLogin,
+    StaffUser,
+)
 from orchestrator.attendance.models import (
     AttendanceOverride,
     CheckIn,
@@ -15,6 +24,7 @@ from orchestrator.rooms.models import JoinClick, Room, RoomReservation
 from orchestrator.scheduling.models import Reminder
 
 __all__ = [
+    "ApiToken",
     "Assignment",
     "AttendanceOverride",
     "Base",
@@ -26,10 +36,16 @@ __all__ = [
     "ForumChoice",
     "JitsiEvent",
     "JoinClick",
+    "LoginFailure",
     "OutboxMessage",
     "Person",
     "PresenceInterval",
     "Reminder",
     "Room",
     "RoomReservation",
+    "StaffAudit",
+    "StaffGrant",
+    "StaffLink",
+    "StaffLogin",
+    "StaffUser",
 ]

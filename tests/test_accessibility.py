@@ -24,20 +24,25 @@ import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncSession
 from websockets.asyncio.client import ClientConnection, connect
 
+from orchestrator.accounts import service as accounts
+from orchestrator.accounts.models import LinkPurpose, StaffRole
 from orchestrator.clock import FrozenClock
 from orchestrator.conferences.service import plenary_room
 from orchestrator.config import Settings
 from orchestrator.participants.assignment import set_override
 from orchestrator.participants.models import Language, Person, Rsvp
 from orchestrator.web.app import create_app
-from tests.conftest import API_KEY, load_sample
+from tests.conftest import load_sample
 from tests.live import serve
+from tests.staff_helpers import ORGANISER, PASSWORD, add_staff
 from tests.test_admin_mail import deliver, hostile, invitation
 
 AXE = Path(__file__).resolve().parent / "a11y" / "node_modules" / "axe-core" / "axe.min.js"
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 RULES = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 BERLIN = ZoneInfo("Europe/Berlin")
+SLUG = "ik-heinsberg-2027"
+CHECKIN_HELPER = "einlass@example.org"
 FLAGS = (
     "--headless",
     "--no-sandbox",
@@ -202,6 +207,8 @@ async def _people(session: AsyncSession) -> tuple[dict[str, Person], dict[str, s
 @pytest_asyncio.fixture
 async def site(settings: Settings, session: AsyncSession) -> AsyncIterator[tuple[str, Any]]:
     people, rooms = await _people(session)
+    await add_staff(session)  # an organiser of every conference
+    await add_staff(session, CHECKIN_HELPER, StaffRole.CHECKIN, conference=SLUG)
     clock = FrozenClock(datetime(2027, 3, 18, 9, 30, tzinfo=BERLIN))  # the plenary is open
     app = create_app(settings, clock=clock)
     async with serve(app) as base_url:
@@ -280,16 +287,56 @@ async def test_personal_page_works_by_keyboard(page: Page, site: tuple[str, Any]
     assert await page.evaluate("document.getElementById('answer-accepted').checked")
 
 
-async def _staff_login(page: Page, base: str, next_url: str) -> None:
+async def _staff_login(
+    page: Page, base: str, next_url: str, email: str = ORGANISER, password: str = PASSWORD
+) -> None:
     """Sign in as staff in the browser, through the login form; the browser asks for German."""
     await page.send("Network.enable")
     await page.send("Network.setExtraHTTPHeaders", headers={"Accept-Language": "de-DE,de;q=0.9"})
     await page.open(f"{base}/admin/login?next={next_url}")
     await page.submit(
-        f"document.getElementById('api_key').value = {json.dumps(API_KEY)};"
+        f"document.getElementById('email').value = {json.dumps(email)};"
+        f"document.getElementById('password').value = {json.dumps(password)};"
         "document.querySelector('form.admin-form').submit();"
     )
     assert await page.evaluate("location.pathname") == next_url
+
+
+@pytest.mark.asyncio
+async def test_sign_in_and_password_pages_have_no_axe_violations(
+    page: Page, site: tuple[str, Any], session: AsyncSession
+) -> None:
+    base, _ = site
+    user = await accounts.find_user(session, ORGANISER)
+    assert user is not None
+    token = await accounts.issue_link(session, user, LinkPurpose.RESET_PASSWORD, datetime.now(UTC))
+    await session.commit()
+    found = {}
+    for query in ("", "?lang=en"):
+        for url in ("/admin/login", "/admin/password-reset", f"/admin/password/{token}"):
+            await page.open(base + url + query)
+            found[url + query] = await page.violations()
+        await page.open(f"{base}/admin/password/{'x' * 43}{query}")  # no such link
+        found["link_invalid" + query] = await page.violations()
+        await page.open(f"{base}/admin/login{query}")
+        await page.submit(
+            "document.getElementById('email').value = 'orga@example.org';"
+            "document.getElementById('password').value = 'wrong password';"
+            "document.querySelector('form.admin-form').submit();"
+        )
+        assert await page.evaluate("document.getElementById('login-error') !== null")
+        found["wrong password" + query] = await page.violations()
+        await page.open(f"{base}/admin/password-reset{query}")
+        await page.submit("document.querySelector('form.admin-form').submit();")
+        found["reset sent" + query] = await page.violations()
+    await _staff_login(page, base, f"/admin/{SLUG}/checkin", CHECKIN_HELPER)
+    for query in ("", "?lang=en"):
+        await page.open(f"{base}/admin{query}")
+        found["home" + query] = await page.violations()
+        await page.open(f"{base}/admin/mail{query}")  # not for check-in staff: 403
+        assert "Kein Zugriff" in await page.evaluate("document.body.innerText") or query
+        found["forbidden" + query] = await page.violations()
+    assert {url: v for url, v in found.items() if v} == {}
 
 
 @pytest.mark.asyncio
@@ -358,4 +405,4 @@ async def test_mail_pages_work_by_keyboard(
     await follow("Zurück zur Liste der Nachrichten")
     assert await page.evaluate("location.pathname") == "/admin/mail"
     await follow("Alle Konferenzen")  # back: the start page lists each check-in page
-    assert await page.evaluate("location.pathname") == "/admin/login"
+    assert await page.evaluate("location.pathname") == "/admin"

@@ -312,6 +312,6 @@ async def test_check_in_and_mail_pages_link_to_each_other(
     assert '<a href="/admin/mail">Test-Postfach</a>' in nav
     mail = (await live.client.get(MAIL)).text
     nav = mail.split('<nav class="admin-nav"', 1)[1].split("</nav>", 1)[0]
-    assert '<a href="/admin/login">Alle Konferenzen</a>' in nav  # the start page lists check-ins
-    start = await live.client.get("/admin/login")
+    assert '<a href="/admin">Alle Konferenzen</a>' in nav  # the start page lists check-ins
+    start = await live.client.get("/admin")
     assert f'href="{CHECKIN}"' in start.text

@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from orchestrator.cli import attendance, conferences, invites, operations
+from orchestrator.cli import attendance, conferences, invites, operations, users
 
 app = typer.Typer(
     help="Konferenz-Orchestrator: hybride Konferenzen auf Jitsi Meet.",
@@ -27,6 +27,7 @@ app.add_typer(conferences.participants_app, name="participants")
 app.add_typer(conferences.forums_app, name="forums")
 app.add_typer(invites.invites_app, name="invites")
 app.add_typer(attendance.attendance_app, name="attendance")
+app.add_typer(users.users_app, name="users")
 
 
 def main() -> None:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from orchestrator.accounts import passwords
+from orchestrator.accounts import service as accounts
+from orchestrator.accounts.models import StaffRole
 from orchestrator.conferences import repository
 from orchestrator.conferences import service as conferences
 from orchestrator.config import Settings
@@ -19,6 +24,8 @@ from orchestrator.participants import assignment, importing
 from orchestrator.participants import repository as participants
 
 SAMPLE_CONFERENCE = Path(__file__).with_name("conference-heinsberg.toml")
+DEMO_ORGANISER = "organisation@example.org"
+PASSWORD_FILE = "demo_organiser_password"  # noqa: S105  a file name, not a password
 
 
 @dataclass
@@ -30,6 +37,8 @@ class DemoSummary:
     second_choice: int
     invitations: int
     sample_token: str
+    organiser_email: str = DEMO_ORGANISER
+    organiser_password: str = ""
 
 
 async def load(session: AsyncSession, count: int, settings: Settings) -> DemoSummary:
@@ -63,6 +72,7 @@ async def load(session: AsyncSession, count: int, settings: Settings) -> DemoSum
         now=utcnow(),
     )
     sample = await participants.find_by_email(session, conference.id, rows[0]["email"])
+    password = await demo_organiser(session, settings)
     return DemoSummary(
         slug=conference.slug,
         forums=len(conference.forums),
@@ -71,7 +81,33 @@ async def load(session: AsyncSession, count: int, settings: Settings) -> DemoSum
         second_choice=report.second_choice,
         invitations=invited.queued,
         sample_token=sample.token if sample else "",
+        organiser_password=password,
     )
+
+
+def _demo_password(settings: Settings) -> str:
+    """The demo organiser's password: made once, kept (0600) in the data directory."""
+    path = settings.secrets_dir / PASSWORD_FILE
+    if path.exists():
+        return path.read_text().strip()
+    settings.secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    password = "-".join(secrets.token_hex(3) for _ in range(3))  # 9f3a1c-0b7e22-51d0aa
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(password + "\n")
+    return password
+
+
+async def demo_organiser(session: AsyncSession, settings: Settings) -> str:
+    """An organiser of every conference for the demo; its password (printed in the banner)."""
+    password = _demo_password(settings)
+    user = await accounts.add_user(
+        session, DEMO_ORGANISER, StaffRole.ORGANISER, utcnow(), name="Demo-Organisation"
+    )
+    if not passwords.verify(user.password_hash, password):
+        user.password_hash = passwords.hash_password(password)
+        user.password_changed_at = utcnow()
+    return password
 
 
 def banner(settings: Settings, summary: DemoSummary) -> str:
@@ -87,10 +123,11 @@ def banner(settings: Settings, summary: DemoSummary) -> str:
             f"  Datenverzeichnis: {settings.data_dir.resolve()}",
             f"  Einladungen:    {summary.invitations} neu eingereiht; Versand in den lokalen "
             f"Briefkasten {settings.mail_sink_dir.resolve()} (.eml)",
+            f"  Veranstaltungsteam: {base}/admin  Anmeldung: {summary.organiser_email}, "
+            f"Passwort {summary.organiser_password}",
             f"  Test-Postfach:  {base}/admin/mail  (die Nachrichten im lokalen Briefkasten)",
             f"  Persönliche Seite (Beispiel): {base}/p/{summary.sample_token}",
-            f"  Einlass (Check-in): {base}/admin/{summary.slug}/checkin  (Anmeldung mit dem "
-            "API-Schlüssel)",
+            f"  Einlass (Check-in): {base}/admin/{summary.slug}/checkin",
             f"  API:            {base}/api/v1/conferences",
             f"  API-Dokumentation: {base}/docs  (OpenAPI: {base}/openapi.json)",
             f"  API-Schlüssel:  {settings.api_key}  (Datei {key_file})",

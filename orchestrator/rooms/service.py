@@ -100,6 +100,16 @@ async def get_by_name(session: AsyncSession, name: str) -> Room:
     return room
 
 
+async def find_by_ref(session: AsyncSession, ref: str) -> Room | None:
+    """A room by its numeric id or its Jitsi name; None when there is none."""
+    if ref.isdecimal() and len(ref) < 19:
+        options = [selectinload(Room.session), selectinload(Room.forum)]
+        found = await session.get(Room, int(ref), options=options)
+        if found is not None:
+            return found
+    return await find_by_name(session, ref)
+
+
 async def get_by_ref(session: AsyncSession, ref: str) -> Room:
     """A room by its numeric id or its Jitsi name (staff API paths accept either)."""
     room = None

@@ -35,14 +35,17 @@ from orchestrator.web.staff import (
     StaffRoute,
     StaffSession,
     admin_page,
+    require_checkin,
     require_staff_session,
+    staff_language,
 )
 
 router = APIRouter(
     prefix="/admin/{slug}",
     route_class=StaffRoute,
     include_in_schema=False,
-    dependencies=[Depends(require_staff_session)],  # before the conference is looked up
+    # The session first: an anonymous visitor is sent to sign in before the slug is looked up.
+    dependencies=[Depends(require_staff_session), Depends(require_checkin)],
 )
 
 MAX_FIELD = 200
@@ -136,6 +139,7 @@ def _render(
         request,
         "admin_checkin.html",
         status,
+        staff=staff,
         view=view,
         notice=notice,
         csrf_token=staff.csrf_token,
@@ -233,7 +237,7 @@ async def _post(
     request: Request, staff: StaffSession, db: AsyncSession, conference: Conference, now: datetime
 ) -> Post:
     data = await _payload(request)
-    return Post(staff, db, conference, now, data, pages.pick_language(request))
+    return Post(staff, db, conference, now, data, staff_language(request, staff))
 
 
 async def _reply(

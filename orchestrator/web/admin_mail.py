@@ -29,14 +29,16 @@ from orchestrator.web.staff import (
     StaffRoute,
     StaffSession,
     admin_page,
+    require_operator_organiser,
     require_staff_session,
+    staff_language,
 )
 
 router = APIRouter(
     prefix="/admin/mail",
     route_class=StaffRoute,
     include_in_schema=False,
-    dependencies=[Depends(require_staff_session)],
+    dependencies=[Depends(require_staff_session), Depends(require_operator_organiser)],
 )
 
 PAGE_SIZE = 100
@@ -130,7 +132,9 @@ def _context(request: Request, staff: StaffSession) -> dict[str, object]:
 
 
 def _missing(request: Request, staff: StaffSession) -> HTMLResponse:
-    return admin_page(request, "admin_mail_missing.html", 404, **_context(request, staff))
+    return admin_page(
+        request, "admin_mail_missing.html", 404, staff=staff, **_context(request, staff)
+    )
 
 
 @router.get("", response_class=HTMLResponse)
@@ -141,9 +145,10 @@ def mail_list(
     page: Annotated[str, Query(max_length=20)] = "1",
 ) -> HTMLResponse:
     """The sink's messages, newest first, PAGE_SIZE to a page."""
-    language = pages.pick_language(request)
+    language = staff_language(request, staff)
     listing = _listing(settings, _page_number(page), language)
-    return admin_page(request, "admin_mail.html", listing=listing, **_context(request, staff))
+    context = _context(request, staff)
+    return admin_page(request, "admin_mail.html", staff=staff, listing=listing, **context)
 
 
 @router.get("/{name}/download")
@@ -170,11 +175,12 @@ def mail_message(
         message = sink.open_message(settings.mail_sink_dir, name)
     except (NotFoundError, FileNotFoundError):  # unknown, or deleted just now
         return _missing(request, staff)
-    language = pages.pick_language(request)
+    language = staff_language(request, staff)
     context = _context(request, staff)
     return admin_page(
         request,
         "admin_mail_message.html",
+        staff=staff,
         message=message,
         row=_row(message.entry, language),
         sender=_one_line(message.sender),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
 from collections.abc import AsyncIterator
 from typing import Annotated
@@ -10,6 +12,8 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from orchestrator.accounts import service as accounts
+from orchestrator.accounts.service import OPERATOR, Principal
 from orchestrator.clock import Clock
 from orchestrator.conferences import repository as conferences
 from orchestrator.conferences.models import Conference
@@ -17,7 +21,10 @@ from orchestrator.config import Settings
 from orchestrator.db import transaction
 from orchestrator.errors import OrchestratorError
 from orchestrator.followups import MailContext
+from orchestrator.rooms.service import find_by_ref as find_room
 from orchestrator.rooms.templates import RoomTemplate
+
+SESSION_COOKIE = "orch_staff"  # web/staff/auth.py sets it
 
 
 async def get_settings(request: Request) -> Settings:
@@ -31,7 +38,20 @@ async def _unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-_bearer = HTTPBearer(auto_error=False, description="ORCH_API_KEY")
+_bearer = HTTPBearer(auto_error=False, description="ORCH_API_KEY or a personal API token")
+
+
+def staff_mac(settings: Settings, *parts: str) -> str:
+    """An HMAC-SHA256 under a key derived from ORCH_SECRET_KEY (the staff CSRF tokens)."""
+    secret = settings.require("secret_key").encode()
+    key = hmac.new(secret, b"staff-csrf", hashlib.sha256).digest()
+    digest = hmac.new(key, "\x00".join(parts).encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def staff_csrf(settings: Settings, session_hash: str) -> str:
+    """The CSRF token of a staff session."""
+    return staff_mac(settings, "csrf", session_hash)
 
 
 def _bearer_matches(
@@ -43,21 +63,79 @@ def _bearer_matches(
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
+DbSession = Annotated[AsyncSession, Depends(_unit_of_work, scope="function")]
+AppSettings = Annotated[Settings, Depends(get_settings)]
+
+_STAFF_UNAUTHORIZED = (
+    "Anmeldung erforderlich (Authorization: Bearer <ORCH_API_KEY oder persönlicher API-Schlüssel>"
+    " oder eine Sitzung des Veranstaltungsteams)."
+)
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def _principal(
+    request: Request, credentials: HTTPAuthorizationCredentials | None, db: AsyncSession
+) -> Principal | None:
+    """Who calls: the operator key, a personal API token, or a staff session cookie."""
+    if credentials is not None:
+        if _bearer_matches(request, "api_key", credentials):
+            return OPERATOR
+        user = await accounts.api_token_user(db, credentials.credentials, request.app.state.clock())
+        return accounts.principal(user) if user is not None else None
+    token = request.cookies.get(SESSION_COOKIE, "")
+    if not 20 <= len(token) <= 100:
+        return None
+    user = await accounts.login_user(db, token, request.app.state.clock())
+    if user is None:
+        return None
+    if request.method not in _SAFE_METHODS:  # a cookie is sent by the browser by itself
+        settings: Settings = request.app.state.settings
+        expected = staff_csrf(settings, accounts.secret_hash(token))
+        given = request.headers.get("x-csrf-token", "")
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN, detail="CSRF-Token fehlt oder ist falsch."
+            )
+    return accounts.principal(user)
+
+
+async def _allowed(request: Request, principal: Principal, db: AsyncSession) -> bool:
+    """Organisers act on their conferences; what spans all of them is for organisers of all."""
+    params = request.path_params
+    if "slug" in params:
+        found = await conferences.find_by_slug(db, str(params["slug"]))
+        return principal.organises_everything or (
+            found is not None and principal.organises(found.id)
+        )
+    if "room_id" in params:
+        room = await find_room(db, str(params["room_id"]))
+        return principal.organises_everything or (
+            room is not None and principal.organises(room.conference_id)
+        )
+    if request.url.path.rstrip("/") == "/api/v1/conferences" and request.method == "GET":
+        return True  # the list shows each caller their own conferences
+    return principal.organises_everything
+
+
 async def require_staff(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> None:
-    """Staff API access: `Authorization: Bearer ORCH_API_KEY` (constant-time compare)."""
-    if not _bearer_matches(request, "api_key", credentials):
+    db: DbSession,
+) -> Principal:
+    """Staff API access: ORCH_API_KEY, a personal API token or a session, then the role."""
+    principal = await _principal(request, credentials, db)
+    if principal is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
-            detail="Anmeldung erforderlich (Authorization: Bearer <ORCH_API_KEY>).",
+            detail=_STAFF_UNAUTHORIZED,
             headers={"WWW-Authenticate": "Bearer"},
         )
+    if not await _allowed(request, principal, db):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="Keine Berechtigung.")
+    return principal
 
 
-DbSession = Annotated[AsyncSession, Depends(_unit_of_work, scope="function")]
-AppSettings = Annotated[Settings, Depends(get_settings)]
+Caller = Annotated[Principal, Depends(require_staff)]
 
 
 async def _conference(slug: str, session: DbSession) -> Conference:

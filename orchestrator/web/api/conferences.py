@@ -18,15 +18,24 @@ from orchestrator.conferences.schemas import (
 )
 from orchestrator.errors import InvalidInputError
 from orchestrator.followups import after_change
-from orchestrator.web.deps import AppClock, ConferenceBySlug, DbSession, Mail, RoomTemplates
+from orchestrator.web.deps import (
+    AppClock,
+    Caller,
+    ConferenceBySlug,
+    DbSession,
+    Mail,
+    RoomTemplates,
+)
 from orchestrator.web.uploads import read_limited
 
 router = APIRouter(prefix="/conferences", tags=["conferences"])
 
 
 @router.get("")
-async def list_conferences(session: DbSession) -> list[ConferenceOut]:
-    return [service.to_out(conference) for conference in await repository.list_all(session)]
+async def list_conferences(session: DbSession, caller: Caller) -> list[ConferenceOut]:
+    """The conferences the caller organises (every one for the operator key)."""
+    listed = await repository.list_all(session)
+    return [service.to_out(c) for c in listed if caller.organises(c.id)]
 
 
 async def _save(

@@ -1,0 +1,1 @@
+"""Staff accounts, roles, sign-in sessions, one-time links and API tokens."""
