@@ -16,8 +16,10 @@ from orchestrator.rooms.templates import load_templates
 from orchestrator.web import (
     admin_checkin,
     admin_mail,
+    docs,
     errors,
     health,
+    home,
     join,
     pages,
     participant,
@@ -92,6 +94,8 @@ def create_app(
         version=__version__,
         lifespan=lifespan,
         openapi_url="/openapi.json",
+        docs_url=None,  # web/docs.py serves /docs from the package (no CDN)
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -108,5 +112,7 @@ def create_app(
     app.include_router(admin_mail.router)  # after check-in: /admin/{slug}/checkin wins
     app.include_router(workspace.router)  # last: /admin/{slug} must not shadow the above
     app.include_router(health.router)
+    app.include_router(docs.router)
+    app.include_router(home.router)
     app.mount("/static", pages.static_files(), name="static")
     return app

@@ -74,6 +74,17 @@ def _long_date(day: date | datetime, language: str) -> str:
     return format_date(day, format="long", locale=language)
 
 
+@lru_cache(maxsize=len(LANGUAGES))
+def _catalogue(language: str) -> gettext.GNUTranslations:
+    return load_translations(language)
+
+
+def translate(text: str, language: str) -> str:
+    """One text in a language, for the few strings that Python rather than a template puts
+    on a page."""
+    return _catalogue(language).gettext(text)
+
+
 def load_all() -> None:
     """Compile every catalogue now (at startup) rather than on the first page."""
     for language in LANGUAGES:
