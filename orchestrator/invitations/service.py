@@ -41,7 +41,7 @@ from orchestrator.invitations.desired import (
 )
 from orchestrator.invitations.ics import CalendarEvent, Party, build_calendar
 from orchestrator.invitations.models import CalendarEntry, EntryStatus
-from orchestrator.mail.outbox import Outgoing, enqueue_many
+from orchestrator.mail.outbox import Outgoing, enqueue_many, unsendable
 from orchestrator.mail.rendering import build_message, mailbox, one_line, render
 from orchestrator.participants.models import Assignment, AssignmentStatus, Person
 from orchestrator.participants.service import personal_url
@@ -62,7 +62,7 @@ class Report:
     queued: int = 0  # mails added to the outbox
     updated: int = 0  # events requested (new, changed or requested again)
     cancelled: int = 0  # events withdrawn with METHOD:CANCEL
-    skipped: list[str] = field(default_factory=list)  # person ids no mail could be built for
+    failed: list[str] = field(default_factory=list)  # person ids no mail could be built for
 
     def add(self, other: Report) -> None:
         """Count another run's figures into this one."""
@@ -70,7 +70,7 @@ class Report:
         self.queued += other.queued
         self.updated += other.updated
         self.cancelled += other.cancelled
-        self.skipped += other.skipped
+        self.failed += other.failed
 
 
 def _mail(
@@ -111,6 +111,15 @@ def _mail(
     digest = hashlib.sha256(marks.encode()).hexdigest()[:32]
     dedup = f"{kind}:{person.id}" if kind == INVITATION else f"{kind}:{person.id}:{digest}"
     return Outgoing(kind, dedup, person.email, message, conference.id, person.id)
+
+
+def _failed(run: Run, person: Person, kind: str, error: ValueError) -> Outgoing:
+    """The outbox row that shows why this person's mail could not be built (one per address:
+    a corrected address is invited anew)."""
+    address = hashlib.sha256(person.email.encode()).hexdigest()[:16]
+    dedup = f"{kind}:{person.id}:unsendable:{address}"
+    reason = f"Keine Nachricht möglich / no message possible: {error}"
+    return unsendable(kind, dedup, person.email, reason, run.conference.id, person.id)
 
 
 def _is_current(entry: CalendarEntry | None, wanted: Desired) -> bool:
@@ -287,7 +296,7 @@ async def _process(
     """Invite everyone of the scope not yet invited (invite=True), or sync those invited.
 
     Also returns the address of the last person looked at (None if there was nobody):
-    the next chunk starts after it, past anyone skipped in this one.
+    the next chunk starts after it, past anyone whose mail failed in this one.
     """
     await session.flush()
     people, seats, entries = await _load(session, run.conference.id, scope, invited=not invite)
@@ -299,9 +308,10 @@ async def _process(
             continue
         try:
             pending.mails += _mails(run, person, changes, invite=invite)
-        except ValueError as error:  # an address no mail or calendar can carry
-            report.skipped.append(str(person.id))
-            log.warning("invitations.skipped", extra={"person": str(person.id), "why": str(error)})
+        except ValueError as error:  # an address no mail or calendar can carry: failed, visibly
+            report.failed.append(str(person.id))
+            pending.mails.append(_failed(run, person, INVITATION if invite else UPDATE, error))
+            log.warning("invitations.failed", extra={"person": str(person.id), "why": str(error)})
             continue
         pending.entries += _apply(person, changes, run.now)
         if person.invited_at is None:
