@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from orchestrator.clock import FrozenClock
 from orchestrator.conferences.models import SessionKind
-from orchestrator.invitations.service import Report, invite_everyone
+from orchestrator.invitations.runs import invite_everyone
+from orchestrator.invitations.service import Report
 from orchestrator.mail.models import OutboxMessage, OutboxState
 from orchestrator.participants.assignment import run_assignment
 from orchestrator.participants.models import Person

@@ -78,7 +78,7 @@ async def _send_invitations(settings: Settings, slug: str, *, deliver: bool) -> 
     """
     from orchestrator.clock import system_clock
     from orchestrator.conferences import repository
-    from orchestrator.invitations import service
+    from orchestrator.invitations import runs
     from orchestrator.mail.outbox import counts_by_state, failure_reasons
     from orchestrator.mail.rendering import message_domain
 
@@ -88,7 +88,7 @@ async def _send_invitations(settings: Settings, slug: str, *, deliver: bool) -> 
         async with sessions() as session:
             conference_id = (await repository.get_by_slug(session, slug)).id
             failed_before = (await counts_by_state(session, conference_id))["failed"]
-        queueing = service.invite_everyone(
+        queueing = runs.invite_everyone(
             sessions,
             slug,
             base_url=settings.base_url,

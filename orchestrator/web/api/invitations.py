@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from orchestrator.invitations import service
+from orchestrator.invitations import runs
 from orchestrator.mail.outbox import counts_by_state, failure_reasons
 from orchestrator.mail.rendering import message_domain
 from orchestrator.web.deps import AppClock, AppSettings, ConferenceBySlug, DbSession, Sessions
@@ -66,7 +66,7 @@ async def send_invitations(
     Invitations commit in chunks as they are rendered: the mail sender starts on the first
     ones while the rest are rendered, and other requests are served in between."""
     sender = settings.mail_from
-    invited, changed = await service.invite_everyone(
+    invited, changed = await runs.invite_everyone(
         sessions,
         conference.slug,
         base_url=settings.base_url,
