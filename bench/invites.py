@@ -34,7 +34,7 @@ from orchestrator.conferences import repository
 from orchestrator.conferences.service import import_file
 from orchestrator.db import create_engine, session_factory, transaction
 from orchestrator.demo.people import generate
-from orchestrator.invitations.service import invite_everyone
+from orchestrator.invitations.runs import invite_everyone
 from orchestrator.mail.models import OutboxMessage, OutboxState
 from orchestrator.mail.rendering import message_domain
 from orchestrator.participants import assignment, importing

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchestrator.invitations.models import EntryStatus
 from orchestrator.invitations.service import sync_changes
+from orchestrator.mail.models import OutboxState
 from orchestrator.mail.outbox import counts_by_state
 from orchestrator.mail.rendering import KINDS, LANGUAGES, render
 from orchestrator.participants.assignment import run_assignment
@@ -136,7 +137,7 @@ async def test_invitation_bodies_and_calendar(session: AsyncSession) -> None:
 
 @pytest.mark.asyncio
 async def test_hostile_names_cannot_break_header_calendar_or_html(session: AsyncSession) -> None:
-    """Names may hold anything; an address no mail can carry is skipped, not fatal."""
+    """Names may hold anything; an address no mail can carry fails visibly, not fatally."""
     conference = await load_sample(session)
     broken = Person(conference_id=conference.id, email="no address\r\nBcc: x@example.org")
     session.add(broken)
@@ -147,9 +148,14 @@ async def test_hostile_names_cannot_break_header_calendar_or_html(session: Async
                        last_name=last, language=Language.EN))  # fmt: skip
     await session.commit()
     await run_assignment(session, conference)
-    assert (await queue_mails(session, conference)).skipped == [str(broken.id)]
+    assert (await queue_mails(session, conference)).failed == [str(broken.id)]
     assert broken.invited_at is None and await entries_of(session, broken) == []
-    rows = {row.recipient: row for row in await outbox_rows(session)}
+    everything = await outbox_rows(session)
+    (failed,) = [row for row in everything if row.state is OutboxState.FAILED]
+    assert (failed.person_id, failed.body, failed.attempts) == (broken.id, b"", 0)
+    assert failed.recipient == "no address Bcc: x@example.org"  # one line, never a header
+    assert failed.last_error.startswith("Keine Nachricht möglich / no message possible: ")
+    rows = {row.recipient: row for row in everything if row.state is OutboxState.QUEUED}
     assert set(rows) == {"oemer@example.org", "evil@example.org"}
     oemer = parse_mail(rows["oemer@example.org"])
     assert oemer["To"].addresses[0].display_name == HOSTILE

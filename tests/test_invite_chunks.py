@@ -1,4 +1,4 @@
-"""invite_everyone: chunk by chunk, past people who cannot be invited, idempotent."""
+"""invite_everyone: chunk by chunk, past people whose invitation fails at once, idempotent."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from orchestrator.clock import FrozenClock
 from orchestrator.conferences.models import SessionKind
-from orchestrator.invitations.service import Report, invite_everyone
-from orchestrator.mail.models import OutboxMessage
+from orchestrator.invitations.runs import invite_everyone
+from orchestrator.invitations.service import Report
+from orchestrator.mail.models import OutboxMessage, OutboxState
 from orchestrator.participants.assignment import run_assignment
 from orchestrator.participants.models import Person
 from tests.conftest import load_sample
@@ -37,15 +38,16 @@ async def _everyone(
 
 async def _run(sessions: async_sessionmaker[AsyncSession], chunk: int) -> tuple[int, int, int]:
     invited, changes = await _everyone(sessions, chunk)
-    return invited.people, invited.queued, len(invited.skipped) + changes.queued
+    return invited.people, invited.queued, len(invited.failed) + changes.queued
 
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize("chunk", [1, 2, 250])
-async def test_every_chunk_goes_on_past_skipped_people(
+async def test_every_chunk_goes_on_past_failed_people(
     session: AsyncSession, sessions: async_sessionmaker[AsyncSession], chunk: int
 ) -> None:
-    """Two unusable addresses sort first: a chunk of only them must not end the run."""
+    """Two unusable addresses sort first: a chunk of only them must not end the run, and
+    each is in the outbox as failed (with why), once however often the run is repeated."""
     conference = await load_sample(session)
     for broken in ("0 no address", "00\r\nBcc: x@example.org"):
         session.add(Person(conference_id=conference.id, email=broken, last_name="Kaputt"))
@@ -55,13 +57,17 @@ async def test_every_chunk_goes_on_past_skipped_people(
     await run_assignment(session, conference)
     await session.commit()
 
-    assert await _run(sessions, chunk) == (len(GOOD), len(GOOD), 2)
+    assert await _run(sessions, chunk) == (len(GOOD), len(GOOD) + 2, 2)
     async with sessions() as check:
-        rows = await check.scalars(select(OutboxMessage.recipient))
-        assert sorted(rows) == [f"{local}@example.org" for local in GOOD]
+        rows = (await check.execute(select(OutboxMessage.recipient, OutboxMessage.state))).all()
+        assert sorted(rows) == [
+            ("0 no address", OutboxState.FAILED),
+            ("00 Bcc: x@example.org", OutboxState.FAILED),
+            *((f"{local}@example.org", OutboxState.QUEUED) for local in GOOD),
+        ]
         pending = select(func.count()).where(Person.invited_at.is_(None))
         assert (await check.execute(pending)).scalar_one() == 2  # the two broken ones
-    # A second run adds nothing (and skips the same two again).
+    # A second run adds nothing (the two fail again, already in the outbox).
     assert await _run(sessions, chunk) == (0, 0, 2)
 
 

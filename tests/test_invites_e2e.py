@@ -12,11 +12,14 @@ import icalendar
 import pytest
 import vobject
 
+from orchestrator.mail.addresses import NO_SMTPUTF8
 from tests.conftest import SAMPLE_TOML
 from tests.smtp_server import SmtpServer, smtp_server_fixture
 from tests.test_cli import ORCHESTRATOR, _env
 
 __all__ = ["smtp_server_fixture"]
+
+GUELSEN = "gülşen.çelik@example.org"
 
 PEOPLE = (
     "email;first_name;last_name;language;attendance_mode;forum_choice_1\n"
@@ -132,3 +135,39 @@ def test_moved_session_sends_updates_with_next_sequence(
         assert [event.decoded("SEQUENCE") for event in events] == [1]
         assert events[0].decoded("DTSTART").hour == 13
         assert events[0].decoded("DTSTART").minute == 30
+
+
+@pytest.mark.parametrize("smtputf8", [True, False], ids=["smtputf8", "no-smtputf8"])
+def test_an_internationalised_address_is_delivered_or_reported_as_failed(
+    database_url: str, tmp_path: Path, smtputf8: bool
+) -> None:
+    """Issue 10: gülşen.çelik@… was accepted, then never invited and never mentioned."""
+    relay = SmtpServer(enable_SMTPUTF8=smtputf8)
+    relay.up()
+    try:
+        env = _env(tmp_path / "data", database_url)
+        env.update(ORCH_SMTP_HOST=relay.host, ORCH_SMTP_PORT=str(relay.port))
+        _cli(env, "conference", "import", str(SAMPLE_TOML))
+        people = tmp_path / "people.csv"
+        people.write_text(PEOPLE + f"{GUELSEN};Gülşen;Çelik;de;online;arbeit\n", "utf-8-sig")
+        _cli(env, "participants", "import", "ik-heinsberg-2027", str(people))
+        _cli(env, "forums", "assign", "ik-heinsberg-2027")
+        sent = subprocess.run(
+            [ORCHESTRATOR, "invites", "send", "ik-heinsberg-2027"],
+            env=env, capture_output=True, text=True, timeout=180, check=False,
+        )  # fmt: skip
+    finally:
+        relay.down()
+    assert "4 Nachrichten eingereiht" in sent.stdout
+    arrived = {message.rcpt_tos[0] for message in relay.handler.messages}
+    if smtputf8:
+        assert sent.returncode == 0, sent.stderr
+        assert "4 versendet, 0 fehlgeschlagen" in sent.stdout
+        assert GUELSEN in arrived and len(arrived) == 4
+        return
+    assert sent.returncode == 1
+    assert "3 versendet, 1 fehlgeschlagen" in sent.stdout
+    assert f"  1 × {NO_SMTPUTF8}" in sent.stdout.splitlines()
+    last = sent.stderr.splitlines()[-1]  # after the log lines: the one-line reason
+    assert last.startswith("Fehler: 1 Nachricht(en) dieses Laufs fehlgeschlagen"), sent.stderr
+    assert GUELSEN not in arrived and len(arrived) == 3

@@ -96,9 +96,13 @@ async def _places(
     return {name: ours.get(name.lower(), _Place()) for name in names}
 
 
-async def _exclusive(session: AsyncSession) -> bool:
-    """On PostgreSQL one folder at a time (SQLite serialises writers itself)."""
+async def _exclusive(session: AsyncSession, *, wait: bool = False) -> bool:
+    """On PostgreSQL one folder at a time (SQLite serialises writers itself); with `wait`,
+    until a fold under way has committed, else False at once if one is under way."""
     if session.get_bind().dialect.name != "postgresql":
+        return True
+    if wait:
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=_FOLD_LOCK))
         return True
     statement = text("SELECT pg_try_advisory_xact_lock(:key)").bindparams(key=_FOLD_LOCK)
     return bool(await session.scalar(statement))
@@ -318,9 +322,13 @@ async def fold_pending(
     *,
     templates: Mapping[str, RoomTemplate] | None = None,
     limit: int = 2000,
+    wait: bool = False,
 ) -> int:
-    """Fold up to `limit` unprocessed events into intervals; the number of events folded."""
-    if not await _exclusive(session):
+    """Fold up to `limit` unprocessed events into intervals; the number of events folded.
+
+    A fold under way elsewhere (PostgreSQL) makes this one return 0 at once, or, with
+    `wait`, wait until it has committed and then fold what it left."""
+    if not await _exclusive(session, wait=wait):
         return 0
     claimed = await _claim(session, limit)
     touched = _affected(claimed)
@@ -341,12 +349,17 @@ async def fold_all(
     clock: Clock,
     templates: Mapping[str, RoomTemplate] | None = None,
     limit: int = 2000,
+    *,
+    wait: bool = False,
 ) -> int:
-    """Fold every pending event, `limit` per transaction; the number folded."""
+    """Fold every pending event, `limit` per transaction; the number folded. With `wait`,
+    a fold under way elsewhere is waited for instead of left to finish the work."""
     total = 0
     while True:
         async with transaction(sessions) as session:
-            folded = await fold_pending(session, clock(), templates=templates, limit=limit)
+            folded = await fold_pending(
+                session, clock(), templates=templates, limit=limit, wait=wait
+            )
         total += folded
         if folded < limit:
             return total

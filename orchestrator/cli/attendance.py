@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from orchestrator.cli.common import fail, load_settings, run, with_db
+from orchestrator.cli.common import fail, load_settings, run
+from orchestrator.config import Settings
+from orchestrator.db import create_engine, session_factory, transaction
 
 attendance_app = typer.Typer(help="Anwesenheit / attendance", no_args_is_help=True)
 
@@ -29,7 +30,7 @@ def attendance_export(
     if format_ not in ("csv", "xlsx"):
         raise fail("--format muss csv oder xlsx sein.")
     settings = load_settings()
-    body = run(lambda: with_db(settings, lambda s: _attendance_export(s, slug, format_)))
+    body = run(lambda: _attendance_export(settings, slug, format_))
     if output is None and format_ == "csv":
         sys.stdout.buffer.write(body)
         return
@@ -41,14 +42,23 @@ def attendance_export(
     typer.echo(str(target))
 
 
-async def _attendance_export(session: AsyncSession, slug: str, format_: str) -> bytes:
+async def _attendance_export(settings: Settings, slug: str, format_: str) -> bytes:
+    """Fold what is pending (as the API does), then read the table in one transaction."""
     from orchestrator.attendance import exports
-    from orchestrator.attendance.table import attendance_table
+    from orchestrator.attendance.current import current_table
     from orchestrator.clock import system_clock
     from orchestrator.conferences import repository
+    from orchestrator.rooms.templates import load_templates
 
-    conference = await repository.get_by_slug(session, slug)
-    rows = await attendance_table(session, conference, system_clock())
+    templates = load_templates(settings.room_templates_dir)
+    engine = create_engine(settings.resolved_database_url)
+    sessions = session_factory(engine)
+    try:
+        async with transaction(sessions) as session:
+            conference = await repository.get_by_slug(session, slug)
+            rows = await current_table(session, sessions, conference, system_clock, templates)
+    finally:
+        await engine.dispose()
     if format_ == "csv":
         return exports.to_csv(rows)
     return exports.to_xlsx(rows, exports.summary(rows))

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from orchestrator.cli.common import load_settings, run
+from orchestrator.cli.common import fail, load_settings, run
 from orchestrator.config import Settings
 from orchestrator.db import create_engine, session_factory
 
@@ -20,6 +21,23 @@ if TYPE_CHECKING:
 invites_app = typer.Typer(help="Einladungen / invitations", no_args_is_help=True)
 
 
+_REASONS = 10  # distinct failure reasons printed
+
+
+@dataclass
+class _Outcome:
+    """What a run queued, the conference's mails by state, and why mails failed."""
+
+    queued: int
+    counts: dict[str, int]
+    failed_before: int
+    reasons: list[tuple[str, int]] = field(default_factory=list)
+
+    @property
+    def failed_now(self) -> int:
+        return self.counts["failed"] - self.failed_before
+
+
 @invites_app.command("send")
 def invites_send(
     slug: str,
@@ -27,29 +45,41 @@ def invites_send(
         bool, typer.Option("--no-wait", help="nur einreihen; der Hintergrunddienst versendet")
     ] = False,
 ) -> None:
-    """Einladungen an alle noch nicht Eingeladenen einreihen und versenden (mit Fortschritt)."""
+    """Einladungen an alle noch nicht Eingeladenen einreihen und versenden (mit Fortschritt).
+
+    Exit-Status 1, wenn Nachrichten dieses Laufs fehlgeschlagen sind (Gründe in der Ausgabe).
+    """
     settings = load_settings()
-    queued, counts = run(lambda: _send_invitations(settings, slug, deliver=not no_wait))
-    typer.echo(f"{queued} Nachrichten eingereiht (Einladungen, Änderungen, Absagen).")
-    if counts is not None:
+    outcome = run(lambda: _send_invitations(settings, slug, deliver=not no_wait))
+    counts = outcome.counts
+    typer.echo(f"{outcome.queued} Nachrichten eingereiht (Einladungen, Änderungen, Absagen).")
+    if not no_wait:
         typer.echo(
             f"{counts['sent']} versendet, {counts['failed']} fehlgeschlagen, "
             f"{counts['retry']} warten auf einen neuen Versuch."
         )
+    if outcome.reasons:
+        typer.echo(f"Fehlgeschlagen / failed: {counts['failed']}")
+        for reason, count in outcome.reasons[:_REASONS]:
+            typer.echo(f"  {count} × {reason}")
+        if len(outcome.reasons) > _REASONS:
+            more = len(outcome.reasons) - _REASONS
+            typer.echo(f"  … {more} weitere Gründe / more reasons (GET …/invitations)")
+    if outcome.failed_now > 0:
+        n = outcome.failed_now
+        raise fail(f"{n} Nachricht(en) dieses Laufs fehlgeschlagen / {n} message(s) failed.")
 
 
-async def _send_invitations(
-    settings: Settings, slug: str, *, deliver: bool
-) -> tuple[int, dict[str, int] | None]:
+async def _send_invitations(settings: Settings, slug: str, *, deliver: bool) -> _Outcome:
     """Queue chunk by chunk; with `deliver`, send in this process meanwhile, with progress.
 
     The sender starts on the first committed chunk while the rest are rendered, as the
-    background worker would. Returns how many mails were queued and, when delivering,
-    the conference's mails by state at the end.
+    background worker would.
     """
     from orchestrator.clock import system_clock
     from orchestrator.conferences import repository
-    from orchestrator.invitations import service
+    from orchestrator.invitations import runs
+    from orchestrator.mail.outbox import counts_by_state, failure_reasons
     from orchestrator.mail.rendering import message_domain
 
     engine = create_engine(settings.resolved_database_url)
@@ -57,7 +87,8 @@ async def _send_invitations(
     try:
         async with sessions() as session:
             conference_id = (await repository.get_by_slug(session, slug)).id
-        queueing = service.invite_everyone(
+            failed_before = (await counts_by_state(session, conference_id))["failed"]
+        queueing = runs.invite_everyone(
             sessions,
             slug,
             base_url=settings.base_url,
@@ -65,13 +96,16 @@ async def _send_invitations(
             sender=settings.mail_from,
             clock=system_clock,
         )
-        if not deliver:
+        if deliver:
+            invited, changes, _ = await _deliver_with_progress(
+                settings, sessions, conference_id, queueing
+            )
+        else:
             invited, changes = await queueing
-            return invited.queued + changes.queued, None
-        invited, changes, counts = await _deliver_with_progress(
-            settings, sessions, conference_id, queueing
-        )
-        return invited.queued + changes.queued, counts
+        async with sessions() as session:
+            counts = await counts_by_state(session, conference_id)
+            reasons = await failure_reasons(session, conference_id)
+        return _Outcome(invited.queued + changes.queued, counts, failed_before, reasons)
     finally:
         await engine.dispose()
 

@@ -9,10 +9,8 @@ written in the caller's transaction, so both commit or neither does.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
-import random
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -21,15 +19,11 @@ from email.utils import parseaddr
 from typing import Literal, cast
 
 from sqlalchemy import ColumnElement, Table, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from orchestrator.clock import Clock
-from orchestrator.conferences import repository
 from orchestrator.conferences.models import (
     Conference,
 )
-from orchestrator.db import transaction
 from orchestrator.invitations.desired import (
     AgendaItem,
     Desired,
@@ -41,7 +35,7 @@ from orchestrator.invitations.desired import (
 )
 from orchestrator.invitations.ics import CalendarEvent, Party, build_calendar
 from orchestrator.invitations.models import CalendarEntry, EntryStatus
-from orchestrator.mail.outbox import Outgoing, enqueue_many
+from orchestrator.mail.outbox import Outgoing, enqueue_many, unsendable
 from orchestrator.mail.rendering import build_message, mailbox, one_line, render
 from orchestrator.participants.models import Assignment, AssignmentStatus, Person
 from orchestrator.participants.service import personal_url
@@ -62,7 +56,7 @@ class Report:
     queued: int = 0  # mails added to the outbox
     updated: int = 0  # events requested (new, changed or requested again)
     cancelled: int = 0  # events withdrawn with METHOD:CANCEL
-    skipped: list[str] = field(default_factory=list)  # person ids no mail could be built for
+    failed: list[str] = field(default_factory=list)  # person ids no mail could be built for
 
     def add(self, other: Report) -> None:
         """Count another run's figures into this one."""
@@ -70,7 +64,7 @@ class Report:
         self.queued += other.queued
         self.updated += other.updated
         self.cancelled += other.cancelled
-        self.skipped += other.skipped
+        self.failed += other.failed
 
 
 def _mail(
@@ -111,6 +105,15 @@ def _mail(
     digest = hashlib.sha256(marks.encode()).hexdigest()[:32]
     dedup = f"{kind}:{person.id}" if kind == INVITATION else f"{kind}:{person.id}:{digest}"
     return Outgoing(kind, dedup, person.email, message, conference.id, person.id)
+
+
+def _failed(run: Run, person: Person, kind: str, error: ValueError) -> Outgoing:
+    """The outbox row that shows why this person's mail could not be built (one per address:
+    a corrected address is invited anew)."""
+    address = hashlib.sha256(person.email.encode()).hexdigest()[:16]
+    dedup = f"{kind}:{person.id}:unsendable:{address}"
+    reason = f"Keine Nachricht möglich / no message possible: {error}"
+    return unsendable(kind, dedup, person.email, reason, run.conference.id, person.id)
 
 
 def _is_current(entry: CalendarEntry | None, wanted: Desired) -> bool:
@@ -287,7 +290,7 @@ async def _process(
     """Invite everyone of the scope not yet invited (invite=True), or sync those invited.
 
     Also returns the address of the last person looked at (None if there was nobody):
-    the next chunk starts after it, past anyone skipped in this one.
+    the next chunk starts after it, past anyone whose mail failed in this one.
     """
     await session.flush()
     people, seats, entries = await _load(session, run.conference.id, scope, invited=not invite)
@@ -299,9 +302,10 @@ async def _process(
             continue
         try:
             pending.mails += _mails(run, person, changes, invite=invite)
-        except ValueError as error:  # an address no mail or calendar can carry
-            report.skipped.append(str(person.id))
-            log.warning("invitations.skipped", extra={"person": str(person.id), "why": str(error)})
+        except ValueError as error:  # an address no mail or calendar can carry: failed, visibly
+            report.failed.append(str(person.id))
+            pending.mails.append(_failed(run, person, INVITATION if invite else UPDATE, error))
+            log.warning("invitations.failed", extra={"person": str(person.id), "why": str(error)})
             continue
         pending.entries += _apply(person, changes, run.now)
         if person.invited_at is None:
@@ -356,86 +360,3 @@ async def sync_changes(
     report, _ = await _process(session, run, scope, invite=False)
     log.info("invitations.synced", extra={"conference": conference.slug, **asdict(report)})
     return report
-
-
-@dataclass(frozen=True)
-class Context:
-    """Where links point, who sends, and the clock: what every run of mails needs."""
-
-    base_url: str
-    domain: str
-    sender: str
-    clock: Clock
-
-
-_CHUNK_TRIES = 10
-
-
-async def _invite_chunk(
-    sessions: async_sessionmaker[AsyncSession],
-    slug: str,
-    context: Context,
-    chunk: int,
-    after: str | None,
-) -> tuple[Report, str | None]:
-    """One chunk in its own transaction. A concurrent run that invited some of the same
-    people first (possible on SQLite, which has no row lock to wait on) makes the insert
-    fail on a unique key: roll back, wait a random moment (so two runs stop walking in
-    step) and take the chunk again, now without them."""
-    for attempt in range(1, _CHUNK_TRIES + 1):
-        try:
-            async with transaction(sessions) as session:
-                conference = await repository.get_by_slug(session, slug)
-                now = context.clock()
-                run = Run(conference, context.base_url, context.domain, context.sender, now)
-                return await _process(session, run, _Scope(limit=chunk, after=after), invite=True)
-        except IntegrityError:
-            if attempt == _CHUNK_TRIES:
-                raise
-            log.info("invitations.chunk_retried", extra={"conference": slug, "after": after})
-            await asyncio.sleep(random.uniform(0.01, 0.1))  # noqa: S311 (jitter, not a secret)
-    raise AssertionError("unreachable")
-
-
-async def invite_everyone(
-    sessions: async_sessionmaker[AsyncSession],
-    slug: str,
-    *,
-    base_url: str,
-    message_domain: str,
-    sender: str,
-    clock: Clock,
-    chunk: int = 250,
-) -> tuple[Report, Report]:
-    """Queue invitations for everyone not yet invited, `chunk` people per transaction; then
-    updates and cancellations for changed calendars. Idempotent: a second run adds nothing.
-
-    Each chunk commits on its own: a running sender delivers the first invitations while
-    the rest are rendered; a crash keeps what was committed and the next run goes on from
-    there; on SQLite no other writer (join clicks, Jitsi events) waits for the whole run;
-    and an event loop serves other requests between chunks.
-    """
-    if chunk < 1:
-        raise ValueError("chunk must be at least 1")
-    invited, after, started = Report(), None, clock()
-    while True:
-        report, after = await _invite_chunk(
-            sessions, slug, Context(base_url, message_domain, sender, clock), chunk, after
-        )
-        invited.add(report)
-        if after is None:
-            break
-    log.info("invitations.queued", extra={"conference": slug, **asdict(invited)})
-    async with transaction(sessions) as session:
-        conference = await repository.get_by_slug(session, slug)
-        # Those just invited hold the current calendar; a change made meanwhile ran its own sync.
-        changes = await sync_changes(
-            session,
-            conference,
-            base_url=base_url,
-            message_domain=message_domain,
-            sender=sender,
-            now=clock(),
-            invited_before=started,
-        )
-    return invited, changes

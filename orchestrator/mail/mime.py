@@ -70,6 +70,8 @@ class _Policy(EmailPolicy):
 
 _FOLDED: dict[tuple[object, ...], bytes] = {}
 POLICY = _Policy(linesep="\r\n", header_factory=_Registry())
+# RFC 6532: headers in UTF-8, for a recipient whose address needs SMTPUTF8.
+UTF8_POLICY = POLICY.clone(utf8=True)
 
 
 def _short_message_id(name: str, value: str, policy: EmailPolicy) -> bool:
@@ -95,8 +97,9 @@ class _Generator(BytesGenerator):
             self.write(_LINE_END.sub(self._NL, lines))  # type: ignore[attr-defined]
 
 
-def serialise(message: EmailMessage) -> bytes:
-    """The message as sent over SMTP: what ``message.as_bytes(policy=policy.SMTP)`` gives."""
+def serialise(message: EmailMessage, *, utf8: bool = False) -> bytes:
+    """The message as sent over SMTP: what ``message.as_bytes(policy=policy.SMTP)`` gives;
+    with `utf8`, headers in UTF-8 as ``policy.SMTPUTF8`` writes them (RFC 6532)."""
     buffer = BytesIO()
-    _Generator(buffer, mangle_from_=False, policy=POLICY).flatten(message)
+    _Generator(buffer, mangle_from_=False, policy=UTF8_POLICY if utf8 else POLICY).flatten(message)
     return buffer.getvalue()

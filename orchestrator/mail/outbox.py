@@ -1,4 +1,8 @@
-"""Putting rendered mail into the outbox: idempotent by dedup key, Message-ID fixed at once."""
+"""Putting rendered mail into the outbox: idempotent by dedup key, Message-ID fixed at once.
+
+A mail that cannot go out at all (an address no message can carry) is stored too, at once
+`failed` with its reason: it counts in every progress figure instead of vanishing.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from sqlalchemy import Table, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchestrator.db import utcnow
+from orchestrator.mail.addresses import needs_smtputf8, wire_address
 from orchestrator.mail.mime import header, serialise
 from orchestrator.mail.models import OutboxMessage, OutboxState
 
@@ -23,14 +28,27 @@ _OUTBOX = cast(Table, OutboxMessage.__table__)
 
 @dataclass(frozen=True)
 class Outgoing:
-    """One rendered mail to queue."""
+    """One rendered mail to queue; `failure` instead of a message: it cannot be sent."""
 
     kind: str
     dedup_key: str
     recipient: str
-    message: EmailMessage
+    message: EmailMessage | None
     conference_id: int | None = None
     person_id: uuid.UUID | None = None
+    failure: str = ""
+
+
+def unsendable(
+    kind: str,
+    dedup_key: str,
+    recipient: str,
+    reason: str,
+    conference_id: int | None = None,
+    person_id: uuid.UUID | None = None,
+) -> Outgoing:
+    """A mail no message can be built for: it enters the outbox as failed, with `reason`."""
+    return Outgoing(kind, dedup_key, recipient, None, conference_id, person_id, reason)
 
 
 def finalise(message: EmailMessage, message_domain: str, now: datetime) -> str:
@@ -70,25 +88,42 @@ async def enqueue_many(
         if item.dedup_key in known:
             continue
         known.add(item.dedup_key)
-        message_id = finalise(item.message, message_domain, now)
-        rows.append(
-            {
-                "kind": item.kind,
-                "dedup_key": item.dedup_key,
-                "recipient": item.recipient,
-                "subject": str(item.message["Subject"] or ""),
-                "message_id": message_id,
-                "body": serialise(item.message),
-                "conference_id": item.conference_id,
-                "person_id": item.person_id,
-                "state": OutboxState.QUEUED,
-                "next_attempt_at": now,
-                "created_at": now,
-            }
-        )
+        rows.append(_row(item, message_domain, now))
     if rows:  # a Core executemany: the ORM's per-object (or bulk) bookkeeping costs 10x here
         await session.execute(_OUTBOX.insert(), rows)
     return len(rows)
+
+
+def _row(item: Outgoing, message_domain: str, now: datetime) -> dict[str, object]:
+    """The outbox row: queued with its bytes, or failed at once with the reason why not."""
+    row: dict[str, object] = {
+        "kind": item.kind,
+        "dedup_key": item.dedup_key,
+        "conference_id": item.conference_id,
+        "person_id": item.person_id,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
+    failure, message = item.failure, item.message
+    try:
+        recipient = wire_address(item.recipient)
+    except ValueError as error:
+        recipient, failure = " ".join(item.recipient.split())[:254], failure or str(error)
+    if failure or message is None:
+        message_id = f"<{uuid.uuid4().hex}@{message_domain}>"
+        subject = str(message["Subject"] or "") if message is not None else ""
+        failure = (failure or "keine Nachricht / no message")[:2000]
+        return row | {"recipient": recipient, "subject": subject, "message_id": message_id,
+                      "body": b"", "state": OutboxState.FAILED, "last_error": failure}  # fmt: skip
+    return row | {
+        "recipient": recipient,
+        "subject": str(message["Subject"] or ""),
+        "message_id": finalise(message, message_domain, now),
+        # A local part in UTF-8 needs SMTPUTF8, and then the headers go in UTF-8 (RFC 6532).
+        "body": serialise(message, utf8=needs_smtputf8(recipient)),
+        "state": OutboxState.QUEUED,
+        "last_error": "",  # one executemany needs the same keys in every row
+    }
 
 
 async def counts_by_state(
@@ -104,3 +139,20 @@ async def counts_by_state(
     for state, count in (await session.execute(statement)).all():
         counts[state.value] = count
     return counts
+
+
+async def failure_reasons(
+    session: AsyncSession, conference_id: int | None = None, kind: str | None = None
+) -> list[tuple[str, int]]:
+    """Why messages failed: each reason with how many, most frequent first."""
+    statement = (
+        select(OutboxMessage.last_error, func.count())
+        .where(OutboxMessage.state == OutboxState.FAILED)
+        .group_by(OutboxMessage.last_error)
+        .order_by(func.count().desc(), OutboxMessage.last_error)
+    )
+    if conference_id is not None:
+        statement = statement.where(OutboxMessage.conference_id == conference_id)
+    if kind is not None:
+        statement = statement.where(OutboxMessage.kind == kind)
+    return [(reason or "", count) for reason, count in (await session.execute(statement)).all()]

@@ -26,6 +26,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, select_autoescape
 
+from orchestrator.mail.addresses import split
 from orchestrator.mail.mime import header, new_message
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -157,8 +158,11 @@ def render_event(language: str, context: Mapping[str, Any]) -> EventText:
 
 
 def mailbox(name: str, email: str) -> Address:
-    """An Address whose display name cannot carry a line break into a header."""
-    return Address(display_name=one_line(name), addr_spec=email.strip())
+    """An Address whose display name cannot carry a line break into a header; the domain as
+    IDNA, a non-ASCII local part kept (the outbox writes such a message's headers in UTF-8).
+    ValueError for anything that is not one plain address."""
+    local, domain = split(email)
+    return Address(display_name=one_line(name), username=local, domain=domain)
 
 
 def message_domain(sender: str) -> str:

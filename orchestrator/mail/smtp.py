@@ -15,6 +15,7 @@ from pathlib import Path
 import aiosmtplib
 
 from orchestrator.config import Settings
+from orchestrator.mail.addresses import NO_SMTPUTF8, needs_smtputf8
 from orchestrator.mail.sender import PermanentFailure, TemporaryFailure, Transport
 
 # Connection-level trouble: the message itself may be fine, so try again later.
@@ -131,8 +132,10 @@ class SmtpTransport:
     async def _send_on(
         self, client: aiosmtplib.SMTP, message: bytes, recipient: str, sender: str
     ) -> None:
-        options = _mail_options(client, message, recipient)
         try:
+            if client.is_ehlo_or_helo_needed:  # the extensions are known only after EHLO
+                await client.ehlo()
+            options = _mail_options(client, message, recipient)
             await client.sendmail(sender, [recipient], message, mail_options=options)
         except aiosmtplib.SMTPRecipientsRefused as error:
             self._checkin(client)
@@ -145,7 +148,7 @@ class SmtpTransport:
             raise classify_reply(error.code, error.message) from error
         except (aiosmtplib.SMTPNotSupported, ValueError) as error:
             self._checkin(client)
-            raise PermanentFailure(str(error)) from error
+            raise PermanentFailure(_unsupported(error, recipient)) from error
         except BaseException:
             client.close()
             raise
@@ -169,11 +172,18 @@ class SmtpTransport:
 
 def _mail_options(client: aiosmtplib.SMTP, message: bytes, recipient: str) -> list[str]:
     options = []
-    if not recipient.isascii():
+    if needs_smtputf8(recipient):  # aiosmtplib refuses it if the relay does not offer it
         options.append("SMTPUTF8")
     if not message.isascii() and client.supports_extension("8bitmime"):
         options.append("BODY=8BITMIME")
     return options
+
+
+def _unsupported(error: Exception, recipient: str) -> str:
+    """The reason for the outbox: in plain words when SMTPUTF8 is what the relay lacks."""
+    if isinstance(error, aiosmtplib.SMTPNotSupported) and needs_smtputf8(recipient):
+        return NO_SMTPUTF8
+    return str(error)
 
 
 def _connection_reason(error: BaseException) -> str:

@@ -11,13 +11,14 @@ from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel, Field
 
 from orchestrator.attendance import exports, overrides
+from orchestrator.attendance.current import current_table
 from orchestrator.attendance.models import AttendanceOverride, AttendanceStatus
 from orchestrator.attendance.reconcile import Source
-from orchestrator.attendance.table import Row, attendance_table
+from orchestrator.attendance.table import Row
 from orchestrator.conferences.models import SessionKind
 from orchestrator.conferences.repository import session_by_key
 from orchestrator.participants.models import AttendanceMode
-from orchestrator.web.deps import AppClock, ConferenceBySlug, DbSession
+from orchestrator.web.deps import AppClock, ConferenceBySlug, DbSession, RoomTemplates, Sessions
 
 router = APIRouter(prefix="/conferences/{slug}/attendance", tags=["attendance"])
 
@@ -125,11 +126,14 @@ def _download(body: bytes, media_type: str, slug: str, extension: str) -> Respon
 async def attendance(
     conference: ConferenceBySlug,
     session: DbSession,
+    sessions: Sessions,
+    templates: RoomTemplates,
     clock: AppClock,
     session_key: Annotated[str | None, Query(alias="session", max_length=40)] = None,
 ) -> AttendanceOut:
-    """One row per person and session with its status, and the per-forum summary."""
-    rows = await attendance_table(session, conference, clock())
+    """One row per person and session with its status, and the per-forum summary; every
+    event_sync event accepted before the request counts."""
+    rows = await current_table(session, sessions, conference, clock, templates)
     if session_key is not None:
         rows = [row for row in rows if row.session_key == session_key]
     return AttendanceOut(
@@ -139,18 +143,29 @@ async def attendance(
 
 
 @router.get("/export.csv", response_class=Response, responses={200: {"content": {CSV_TYPE: {}}}})
-async def export_csv(conference: ConferenceBySlug, session: DbSession, clock: AppClock) -> Response:
-    """The list as CSV for German Excel (UTF-8 with BOM, `;`)."""
-    rows = await attendance_table(session, conference, clock())
+async def export_csv(
+    conference: ConferenceBySlug,
+    session: DbSession,
+    sessions: Sessions,
+    templates: RoomTemplates,
+    clock: AppClock,
+) -> Response:
+    """The list as CSV for German Excel (UTF-8 with BOM, `;`), with every accepted event."""
+    rows = await current_table(session, sessions, conference, clock, templates)
     return _download(exports.to_csv(rows), CSV_TYPE, conference.slug, "csv")
 
 
 @router.get("/export.xlsx", response_class=Response, responses={200: {"content": {XLSX_TYPE: {}}}})
 async def export_xlsx(
-    conference: ConferenceBySlug, session: DbSession, clock: AppClock
+    conference: ConferenceBySlug,
+    session: DbSession,
+    sessions: Sessions,
+    templates: RoomTemplates,
+    clock: AppClock,
 ) -> Response:
-    """The list as XLSX: sheet "Anwesenheit" and the per-forum sheet "Foren"."""
-    rows = await attendance_table(session, conference, clock())
+    """The list as XLSX: sheet "Anwesenheit" and the per-forum sheet "Foren"; with every
+    accepted event."""
+    rows = await current_table(session, sessions, conference, clock, templates)
     body = exports.to_xlsx(rows, exports.summary(rows))
     return _download(body, XLSX_TYPE, conference.slug, "xlsx")
 

@@ -6,10 +6,10 @@ from dataclasses import asdict
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from orchestrator.invitations import service
-from orchestrator.mail.outbox import counts_by_state
+from orchestrator.invitations import runs
+from orchestrator.mail.outbox import counts_by_state, failure_reasons
 from orchestrator.mail.rendering import message_domain
 from orchestrator.web.deps import AppClock, AppSettings, ConferenceBySlug, DbSession, Sessions
 
@@ -25,18 +25,30 @@ class RunOut(BaseModel):
     queued: int
     updated: int
     cancelled: int
-    skipped: list[str]
+    failed: list[str] = Field(description="ids of people no mail could be built for (failed)")
+
+
+class FailureOut(BaseModel):
+    reason: str = Field(description="German first, then English; or the mail server's reply")
+    count: int
 
 
 class SendOut(BaseModel):
     invitations: RunOut
     changes: RunOut
     outbox: dict[str, int]
+    failures: list[FailureOut]
 
 
 class ProgressOut(BaseModel):
     outbox: dict[str, int]
     total: int
+    failures: list[FailureOut] = Field(description="why the failed mails failed, with counts")
+
+
+async def _failures(session: DbSession, conference_id: int, kind: str | None) -> list[FailureOut]:
+    found = await failure_reasons(session, conference_id, kind)
+    return [FailureOut(reason=reason, count=count) for reason, count in found]
 
 
 @router.post("/send")
@@ -54,7 +66,7 @@ async def send_invitations(
     Invitations commit in chunks as they are rendered: the mail sender starts on the first
     ones while the rest are rendered, and other requests are served in between."""
     sender = settings.mail_from
-    invited, changed = await service.invite_everyone(
+    invited, changed = await runs.invite_everyone(
         sessions,
         conference.slug,
         base_url=settings.base_url,
@@ -66,6 +78,7 @@ async def send_invitations(
         invitations=RunOut(**asdict(invited)),
         changes=RunOut(**asdict(changed)),
         outbox=await counts_by_state(session, conference.id, kind),
+        failures=await _failures(session, conference.id, kind),
     )
 
 
@@ -75,6 +88,8 @@ async def invitation_progress(
     session: DbSession,
     kind: Annotated[MailKind | None, Query(description="only mails of this kind")] = None,
 ) -> ProgressOut:
-    """The conference's mails by delivery state (queued, sending, sent, retry, failed)."""
+    """The conference's mails by delivery state (queued, sending, sent, retry, failed), and
+    why those that failed did."""
     counts = await counts_by_state(session, conference.id, kind)
-    return ProgressOut(outbox=counts, total=sum(counts.values()))
+    failures = await _failures(session, conference.id, kind)
+    return ProgressOut(outbox=counts, total=sum(counts.values()), failures=failures)

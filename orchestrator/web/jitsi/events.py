@@ -5,7 +5,8 @@ stored) and handed to the `EventWriter`, which inserts whatever has queued up me
 transaction (group commit) and answers each request only after the COMMIT: a 200 means the
 event is on disk. event_sync's retry of an event (same digest) gets 200 without a second row;
 a 503 when the database fails makes event_sync retry. `intake(app)` runs the writer, the
-folder and the census cross-check for the app's lifetime.
+folder and the census cross-check for the app's lifetime, and folds what is left on the way
+down.
 """
 
 from __future__ import annotations
@@ -295,3 +296,16 @@ async def intake(
         if census is not None:
             census.cancel()  # it may be waiting for prosody; nothing to finish
         await asyncio.gather(*(t for t in (folder, census) if t), return_exceptions=True)
+        await _fold_on_the_way_down(state)
+
+
+async def _fold_on_the_way_down(state: State) -> None:
+    """Fold what was accepted since the last fold (the folder waits for a burst to gather),
+    so a clean shutdown leaves nothing pending; what a crash leaves, the next start folds."""
+    try:
+        folded = await fold_all(state.sessions, state.clock, state.room_templates, wait=True)
+    except Exception:  # the events stay stored; the next start folds them
+        log.exception("attendance.fold_failed")
+        return
+    if folded:
+        log.info("attendance.folded_at_shutdown", extra={"events": folded})
