@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 from starlette.datastructures import State
 
-from orchestrator.attendance.folding import fold_all
+from orchestrator.attendance.current import fold_before_reading
 from orchestrator.attendance.presence import Mismatch, census_check
 from orchestrator.db import transaction
 from orchestrator.errors import OrchestratorError
@@ -62,6 +62,7 @@ async def check_once(state: State, client: ProsodyClient, watch: CensusWatch) ->
         watch.failed(error)
         return []
     watch.answered()
-    await fold_all(state.sessions, state.clock, state.room_templates)
+    # Waits for a fold already running: its claimed events would be missing otherwise.
+    await fold_before_reading(state.sessions, state.clock, state.room_templates)
     async with transaction(state.sessions) as session:
         return watch.compared(await census_check(session, census))
