@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -145,11 +146,23 @@ def test_demo_serves_the_sample_conference(tmp_path: Path) -> None:
         assert len(list(sink.glob("*.eml"))) == 301
         page = httpx.get(people["items"][0]["personal_url"])  # the demo's own base URL
         assert page.status_code == 200 and "Integrationskonferenz" in page.text
+        password = (tmp_path / "data" / "secrets" / "demo_organiser_password").read_text().strip()
+        with httpx.Client(base_url=base) as browser:
+            form = browser.get("/admin/login")
+            token = re.search(r'name="csrf_token" value="([^"]*)"', form.text)
+            assert token is not None
+            login = {"email": "organisation@example.org", "password": password}
+            signed_in = browser.post("/admin/login", data={**login, "csrf_token": token[1]})
+            assert signed_in.status_code == 303
+            assert "ik-heinsberg-2027" in browser.get("/admin").text
     finally:
         process.terminate()
         output = process.communicate(timeout=30)[0]
     assert "curl -H 'Authorization: Bearer" in output
     assert output.count("Persönliche Seite") == 1  # each banner line once
+    assert f"Anmeldung:      organisation@example.org, Passwort {password}" in output
+    # The banner is the last thing on the console: no per-mail or per-request lines after it.
+    assert output.strip().splitlines()[-1].strip() == "Beenden mit Strg+C / stop with Ctrl+C"
 
 
 def _wait_healthy(base: str, process: subprocess.Popen[str]) -> None:

@@ -102,7 +102,7 @@ async def test_550_fails_only_that_row_with_the_servers_reason(
     smtp_server: SmtpServer,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, "orchestrator.mail")
+    caplog.set_level(logging.DEBUG, "orchestrator.mail")
     smtp_server.handler.refuse[UNKNOWN] = "550 5.1.1 User unknown"
     await queue(sessions, [outgoing(n) for n in range(4)] + [outgoing(9, UNKNOWN)])
     transport = SmtpTransport(smtp_server.settings(settings))
@@ -114,6 +114,9 @@ async def test_550_fails_only_that_row_with_the_servers_reason(
     assert set(states.values()) == {(OutboxState.SENT, "")}
     assert smtp_server.handler.count == 4
     assert "mail.failed" in caplog.messages and "mail.sent" in caplog.messages
+    info = [r for r in caplog.records if r.levelno == logging.INFO]
+    assert [r.message for r in info] == ["mail.batch_delivered"]  # one line, not one a mail
+    assert (info[0].sent, info[0].failed) == (4, 1)  # type: ignore[attr-defined]
 
 
 @pytest.mark.asyncio

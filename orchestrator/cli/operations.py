@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from orchestrator import logs
 from orchestrator.cli.common import fail, load_settings, run, run_sync, upgrade_schema, with_db
 from orchestrator.config import Settings
 from orchestrator.db import create_engine
@@ -45,7 +46,16 @@ def port_free(host: str, port: int) -> bool:
     return True
 
 
-def _serve(settings: Settings, host: str, port: int, *, with_worker: bool = True) -> None:
+def _serve(
+    settings: Settings,
+    host: str,
+    port: int,
+    *,
+    with_worker: bool = True,
+    banner: str | None = None,
+) -> None:
+    """Run the web app under uvicorn; with a banner (the demo), print it once it listens and
+    keep uvicorn's own lines to warnings, so the banner is the last thing on the console."""
     import uvicorn
 
     from orchestrator.web.app import create_app
@@ -55,14 +65,22 @@ def _serve(settings: Settings, host: str, port: int, *, with_worker: bool = True
     if "base_url" not in settings.model_fields_set and port != 8000:
         settings.base_url = f"http://{host}:{port}"
     app = run_sync(lambda: create_app(settings, with_worker=with_worker))
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=host,
         port=port,
-        log_level="info",
+        log_level="warning" if banner else "info",
         proxy_headers=True,
         access_log=False,
     )
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if banner and self.started:
+                typer.echo(banner)
+
+    Server(config).run()
 
 
 def serve(
@@ -93,14 +111,17 @@ def demo(
     from orchestrator.demo import setup
 
     settings = demo_settings(load_settings(), host, port)
+    if "log_level" not in settings.model_fields_set:
+        logs.configure("WARNING")  # per-mail and per-job lines would bury the banner
     if not no_serve and not port_free(host, port):
         raise fail(f"Port {port} auf {host} ist belegt; wählen Sie einen anderen mit --port.")
     summary = run(
         lambda: with_db(settings, lambda s: setup.load(s, people, settings), migrate=True)
     )
-    typer.echo(setup.banner(settings, summary))
-    if not no_serve:
-        _serve(settings, host, port)
+    if no_serve:
+        typer.echo(setup.banner(settings, summary))
+        return
+    _serve(settings, host, port, banner=setup.banner(settings, summary))
 
 
 def demo_settings(settings: Settings, host: str, port: int) -> Settings:

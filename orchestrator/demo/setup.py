@@ -118,13 +118,14 @@ def banner(settings: Settings, summary: DemoSummary) -> str:
         [
             "",
             "Demo bereit / demo ready",
+            "",
+            f"  Hier anfangen:  {base}/admin",
+            f"  Anmeldung:      {summary.organiser_email}, Passwort {summary.organiser_password}",
+            "",
             f"  Konferenz:      {summary.slug} ({summary.forums} Foren, {summary.people} Personen;"
             f" {summary.first_choice} im Erstwunsch, {summary.second_choice} im Zweitwunsch)",
-            f"  Datenverzeichnis: {settings.data_dir.resolve()}",
             f"  Einladungen:    {summary.invitations} neu eingereiht; Versand in den lokalen "
             f"Briefkasten {settings.mail_sink_dir.resolve()} (.eml)",
-            f"  Veranstaltungsteam: {base}/admin  Anmeldung: {summary.organiser_email}, "
-            f"Passwort {summary.organiser_password}",
             f"  Test-Postfach:  {base}/admin/mail  (die Nachrichten im lokalen Briefkasten)",
             f"  Persönliche Seite (Beispiel): {base}/p/{summary.sample_token}",
             f"  Einlass (Check-in): {base}/admin/{summary.slug}/checkin",
@@ -134,6 +135,7 @@ def banner(settings: Settings, summary: DemoSummary) -> str:
             f"  Ausprobieren:   curl -H 'Authorization: Bearer {settings.api_key}' "
             f"{base}/api/v1/conferences",
             f"  Zustand:        {base}/healthz",
+            f"  Datenverzeichnis: {settings.data_dir.resolve()}",
             "  Beenden mit Strg+C / stop with Ctrl+C",
             "",
         ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -354,13 +354,16 @@ class OutboxSender:
     async def _deliver(self, batch: list[Claimed]) -> None:
         pending = deque(batch)
         workers = min(self.options.concurrency, len(batch))
+        outcomes: Counter[str] = Counter()
         async with asyncio.TaskGroup() as group:
             for _ in range(workers):
-                group.create_task(self._work(pending))
+                group.create_task(self._work(pending, outcomes))
         if pending:
             await release(self.sessions, list(pending), self.clock())
+        # One line a batch at INFO (each message is at DEBUG, failures at WARNING/ERROR).
+        log.info("mail.batch_delivered", extra={"claimed": len(batch), **outcomes})
 
-    async def _work(self, pending: deque[Claimed]) -> None:
+    async def _work(self, pending: deque[Claimed], outcomes: Counter[str]) -> None:
         # Each worker waits until its result is committed before taking the next row, so a
         # kill leaves at most `concurrency` messages delivered but not marked sent.
         while pending and not self._stopping.is_set():
@@ -374,6 +377,7 @@ class OutboxSender:
                 self._recorder.sending -= 1
             state = await self._recorder.record(Result(item, self.clock(), failure))
             _log_result(item, state, failure)
+            outcomes[state.value] += 1
 
     async def _attempt(self, item: Claimed) -> DeliveryError | None:
         try:
@@ -386,7 +390,7 @@ class OutboxSender:
         return None
 
 
-_LEVELS = {OutboxState.SENT: logging.INFO, OutboxState.RETRY: logging.WARNING}
+_LEVELS = {OutboxState.SENT: logging.DEBUG, OutboxState.RETRY: logging.WARNING}
 
 
 def _log_result(item: Claimed, state: OutboxState, failure: DeliveryError | None) -> None:
