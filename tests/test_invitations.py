@@ -56,8 +56,8 @@ def _context(name: str = HOSTILE) -> dict[str, Any]:
             "personal_url": f"{BASE}/p/tok", "agenda": [item], "cancelled": [item]}  # fmt: skip
 
 
-WORDS = {"de": ("Guten Tag", "Datenschutz", "Ihre persönliche Seite"),
-         "en": ("Hello", "Privacy", "Your personal page")}  # fmt: skip
+WORDS = {"de": ("Guten Tag", "Datenschutz", "Ihre persönliche Seite", "deutsche Zeit"),
+         "en": ("Hello", "Privacy", "Your personal page", "German time")}  # fmt: skip
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -74,6 +74,7 @@ def test_every_template_renders_in_its_language(kind: str, language: str) -> Non
     assert f'<html lang="{language}">' in rendered.html
     assert "&lt;script&gt;" in rendered.html and "<script>" not in rendered.html
     assert HOSTILE in rendered.text  # plain text is not escaped
+    assert "Europe/Berlin" not in rendered.text + rendered.html  # the zone in words
 
 
 @pytest.mark.asyncio

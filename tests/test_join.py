@@ -167,7 +167,7 @@ async def test_too_early_names_the_opening_time(world: World, live: Live) -> Non
     live.clock.set(berlin(10, 44))
     text = _page(await live.join(anna, world.rooms["sprache"]), 403)
     assert "noch nicht geöffnet" in text
-    assert "um 10:45 Uhr (Zeitzone Europe/Berlin)" in text
+    assert "um 10:45 Uhr (deutsche Zeit)" in text
     assert f'href="/p/{anna.token}"' in text
     live.clock.set(berlin(10, 45))
     live.claims(await live.join(anna, world.rooms["sprache"]), world.rooms["sprache"], "forum")

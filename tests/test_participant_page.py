@@ -155,7 +155,9 @@ def _calendar_method(body: bytes) -> str:
 async def test_page_shows_agenda_forum_and_room(world: World, live: Live) -> None:
     text = await live.page(world.people["anna"])
     assert '<html lang="de">' in text and "Ihre persönliche Seite" in text
-    assert "Do., 18. März 2027, 09:30–10:45 Uhr" in text and "Zeitzone Europe/Berlin" in text
+    assert (
+        "Do., 18. März 2027, 09:30–10:45 Uhr" in text and "Alle Uhrzeiten: deutsche Zeit." in text
+    )
     assert "Do., 18. März 2027, 11:00–12:30 Uhr" in text
     assert f"Sie nehmen am Forum „{FORUM_TITLE}“ teil." in text
     assert "Raum vor Ort: Sitzungssaal 1" in text

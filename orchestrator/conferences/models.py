@@ -49,6 +49,9 @@ class Conference(Base):
     title: Mapped[str] = mapped_column(String(300))
     lead_theme: Mapped[str] = mapped_column(String(300), default="")
     organiser: Mapped[str] = mapped_column(String(300), default="")
+    # The name as a German sentence needs it, with its article in the nominative: "das
+    # Kommunale Integrationszentrum Kreis Heinsberg" ("Kommunales ..." alone is a heading).
+    organiser_with_article: Mapped[str] = mapped_column(String(300), default="", server_default="")
     organiser_email: Mapped[str] = mapped_column(String(254), default="")
     timezone: Mapped[str] = mapped_column(String(64), default="Europe/Berlin")
     venue: Mapped[str] = mapped_column(String(500), default="")

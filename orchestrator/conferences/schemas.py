@@ -70,6 +70,8 @@ class ConferenceInfo(_Spec):
     title: Line = Field(min_length=1)
     lead_theme: Line = ""
     organiser: Line = ""
+    # German with its article, nominative: "das Kommunale Integrationszentrum Kreis Heinsberg".
+    organiser_with_article: Line = ""
     organiser_email: EmailStr | None = None
     timezone: Zone = "Europe/Berlin"
     date: dt.date
@@ -178,6 +180,7 @@ class ConferenceOut(BaseModel):
     title: str
     lead_theme: str
     organiser: str
+    organiser_with_article: str
     organiser_email: str
     timezone: str
     venue: str
@@ -195,6 +198,7 @@ class ConferencePatch(_Spec):
     title: Line | None = None
     lead_theme: Line | None = None
     organiser: Line | None = None
+    organiser_with_article: Line | None = None
     organiser_email: EmailStr | None = None
     venue: Annotated[str, StringConstraints(max_length=500), AfterValidator(single_line)] | None = (
         None

@@ -79,6 +79,7 @@ def _apply_info(conference: Conference, info: ConferenceInfo) -> None:
     conference.title = info.title
     conference.lead_theme = info.lead_theme
     conference.organiser = info.organiser
+    conference.organiser_with_article = info.organiser_with_article
     conference.organiser_email = str(info.organiser_email or "")
     conference.timezone = info.timezone
     conference.venue = info.venue
@@ -327,6 +328,7 @@ def to_out(conference: Conference, fill: dict[int, int] | None = None) -> Confer
         title=conference.title,
         lead_theme=conference.lead_theme,
         organiser=conference.organiser,
+        organiser_with_article=conference.organiser_with_article,
         organiser_email=conference.organiser_email,
         timezone=conference.timezone,
         venue=conference.venue,

@@ -26,8 +26,10 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, select_autoescape
 
+from orchestrator.conferences.wording import organiser_nominative
 from orchestrator.mail.addresses import split
 from orchestrator.mail.mime import header, new_message
+from orchestrator.timezones import zone_name
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 KINDS = ("invitation", "update", "cancellation")
@@ -96,6 +98,8 @@ def environment() -> Environment:
     env.filters["long_date"] = long_date
     env.filters["clock"] = clock
     env.filters["one_line"] = one_line
+    env.filters["zone_name"] = zone_name
+    env.filters["organiser_nominative"] = organiser_nominative
     return env
 
 

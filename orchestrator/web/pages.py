@@ -20,6 +20,8 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from orchestrator.timezones import zone_name
+
 LANGUAGES = ("de", "en")
 DEFAULT_LANGUAGE = "de"
 WEB_DIR = Path(__file__).resolve().parent
@@ -66,12 +68,18 @@ def environment(language: str) -> Environment:
     env.install_gettext_translations(load_translations(language), newstyle=True)  # type: ignore[attr-defined]
     env.globals["language"] = language
     env.filters["long_date"] = lambda day: _long_date(day, language)
+    env.filters["zone_name"] = lambda zone: zone_name(zone, language)
     env.filters["clock"] = lambda moment: moment.strftime("%H:%M")
     return env
 
 
+# One way of writing a date on every page, as the personal page does ("Do., 18. März 2027",
+# "Thu, 18 March 2027"), whatever Babel's locale default for "long" would be.
+DATE_PATTERNS = {"de": "EEE, d. MMMM y", "en": "EEE, d MMMM y"}
+
+
 def _long_date(day: date | datetime, language: str) -> str:
-    return format_date(day, format="long", locale=language)
+    return format_date(day, format=DATE_PATTERNS[language], locale=language)
 
 
 @lru_cache(maxsize=len(LANGUAGES))

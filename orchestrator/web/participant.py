@@ -29,6 +29,7 @@ from orchestrator.attendance.checkin_codes import checkin_code, qr_svg
 from orchestrator.attendance.retention import retention_ends
 from orchestrator.conferences.models import Conference, SessionStatus
 from orchestrator.conferences.service import plenary_room
+from orchestrator.conferences.wording import organiser_accusative
 from orchestrator.config import Settings
 from orchestrator.followups import after_change
 from orchestrator.invitations.desired import AgendaItem, Desired, desired_events
@@ -56,7 +57,6 @@ STATUS_KEYS = frozenset(
     }
 )
 CALENDAR_MEDIA_TYPE = "text/calendar; charset=utf-8; method=PUBLISH"
-DATE_PATTERNS = {"de": "EEE, d. MMMM y", "en": "EEE, d MMMM y"}
 _SVG_SIZE = re.compile(r'<svg ([^>]*?)width="(\d+)" height="(\d+)"')
 
 Field = Annotated[str, Form()]
@@ -93,7 +93,7 @@ class Line:
 
 
 def _day(moment: datetime, language: str) -> str:
-    return format_date(moment, format=DATE_PATTERNS[language], locale=language)
+    return format_date(moment, format=pages.DATE_PATTERNS[language], locale=language)
 
 
 def _room_of(conference: Conference, wanted: Desired) -> Room | None:
@@ -268,7 +268,8 @@ async def _context(
         "qr": _qr(code),
         "csrf": csrf_token(secret, person.token),
         "base": f"/p/{person.token}",
-        "organiser": conference.organiser,
+        # "Fragen? Wenden Sie sich an das Kommunale ...": German needs the article.
+        "organiser": organiser_accusative(conference) if language == "de" else conference.organiser,
         "organiser_email": conference.organiser_email,
     }
 
