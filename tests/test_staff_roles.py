@@ -75,6 +75,9 @@ PAGES = {  # page -> who may open it
     f"/admin/{SLUG}/checkin": {EVERYTHING, CHECKIN},
     f"/admin/{OTHER}/checkin": {EVERYTHING, OTHER_ORGANISER},
     "/admin/mail": {EVERYTHING},
+    f"/admin/{SLUG}/team": {EVERYTHING},
+    f"/admin/{OTHER}/team": {EVERYTHING, OTHER_ORGANISER},
+    "/admin/account": {EVERYTHING, OTHER_ORGANISER, CHECKIN, MODERATOR},
     "/admin": {EVERYTHING, OTHER_ORGANISER, CHECKIN, MODERATOR},
 }
 

@@ -85,7 +85,14 @@ async def test_an_organiser_signs_in_by_keyboard_and_finds_the_next_step(
 @pytest.mark.asyncio
 async def test_staff_pages_have_no_axe_violations(browser: Browser, site: str) -> None:
     anonymous = ["/admin/login", "/admin/password-reset", "/"]
-    organiser = ["/admin", f"/admin/{SLUG}", f"/admin/{SLUG}/checkin", "/admin/mail"]
+    organiser = [
+        "/admin",
+        f"/admin/{SLUG}",
+        f"/admin/{SLUG}/checkin",
+        f"/admin/{SLUG}/team",
+        "/admin/account",
+        "/admin/mail",
+    ]
     helper = ["/admin", f"/admin/{SLUG}/checkin", f"/admin/{SLUG}"]  # the last one is a 403
     found = await check_everywhere(browser, site, anonymous, label="anonymous ")
     found |= await check_everywhere(
