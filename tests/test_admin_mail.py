@@ -312,6 +312,8 @@ async def test_check_in_and_mail_pages_link_to_each_other(
     assert '<a href="/admin/mail">Test-Postfach</a>' in nav
     mail = (await live.client.get(MAIL)).text
     nav = mail.split('<nav class="admin-nav"', 1)[1].split("</nav>", 1)[0]
-    assert '<a href="/admin">Alle Konferenzen</a>' in nav  # the start page lists check-ins
+    assert '<a href="/admin">Alle Konferenzen</a>' in nav  # the start page lists conferences
     start = await live.client.get("/admin")
-    assert f'href="{CHECKIN}"' in start.text
+    assert 'href="/admin/ik-heinsberg-2027"' in start.text  # whose overview links the check-in
+    overview = (await live.client.get("/admin/ik-heinsberg-2027")).text
+    assert f'href="{CHECKIN}"' in overview.split('class="section-nav"', 1)[1]

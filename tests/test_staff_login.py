@@ -290,7 +290,7 @@ async def test_signed_in_start_page_lists_the_conferences(
     conference = await load_sample(session)
     await live.signed_in()
     page = await live.client.get("/admin")
-    assert f'href="/admin/{SLUG}/checkin"' in page.text
+    assert f'href="/admin/{SLUG}"' in page.text
     assert conference.title in page.text
     assert "script-src 'self'" in page.headers["content-security-policy"]
     signed_in = await live.client.get("/admin/login?next=/admin/mail")
