@@ -195,7 +195,7 @@ class ConferenceOut(BaseModel):
 class ConferencePatch(_Spec):
     """Fields an organiser may change on an existing edition via the API."""
 
-    title: Line | None = None
+    title: Annotated[Line, Field(min_length=1)] | None = None
     lead_theme: Line | None = None
     organiser: Line | None = None
     organiser_with_article: Line | None = None

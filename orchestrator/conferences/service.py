@@ -52,6 +52,19 @@ def describe_validation_error(error: ValidationError) -> str:
     return "; ".join(lines)
 
 
+def parse_spec_bytes(data: bytes, name: str | None) -> ConferenceSpec:
+    """Validate an uploaded conference TOML file; errors name the file and the field."""
+    label = name or "Datei"
+    try:
+        parsed = tomllib.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise InvalidInputError(f"{label}: kein gültiges TOML ({error}).") from None
+    try:
+        return ConferenceSpec.model_validate(parsed)
+    except ValidationError as error:
+        raise InvalidInputError(f"{label}: {describe_validation_error(error)}") from None
+
+
 def parse_spec_file(path: Path) -> ConferenceSpec:
     """Read and validate a conference TOML file; errors name the file and the field."""
     try:

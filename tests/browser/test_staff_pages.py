@@ -90,6 +90,8 @@ async def test_staff_pages_have_no_axe_violations(browser: Browser, site: str) -
         f"/admin/{SLUG}",
         f"/admin/{SLUG}/checkin",
         f"/admin/{SLUG}/team",
+        f"/admin/{SLUG}/settings",
+        "/admin/new",
         "/admin/account",
         "/admin/mail",
     ]

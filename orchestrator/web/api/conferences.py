@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import tomllib
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, File, Response, UploadFile, status
-from pydantic import ValidationError
 
 from orchestrator.conferences import cancelling, repository, service
 from orchestrator.conferences.schemas import (
@@ -17,7 +15,6 @@ from orchestrator.conferences.schemas import (
     ForumOut,
     SessionOut,
 )
-from orchestrator.errors import InvalidInputError
 from orchestrator.followups import after_change
 from orchestrator.web.deps import (
     AppClock,
@@ -79,15 +76,7 @@ async def import_conference(
     clock: AppClock,
 ) -> ConferenceOut:
     """Upload a conference TOML file (idempotent: a second upload updates)."""
-    try:
-        data = tomllib.loads((await read_limited(file)).decode("utf-8"))
-        spec = ConferenceSpec.model_validate(data)
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
-        raise InvalidInputError(f"{file.filename}: kein gültiges TOML ({error}).") from None
-    except ValidationError as error:
-        raise InvalidInputError(
-            f"{file.filename}: {service.describe_validation_error(error)}"
-        ) from None
+    spec = service.parse_spec_bytes(await read_limited(file), file.filename)
     return await _save(session, spec, response, templates, mail, clock)
 
 
