@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from orchestrator.accounts.models import LinkPurpose, StaffGrant, StaffRole, StaffUser
-from orchestrator.accounts.service import LINK_LIFETIME, secret_hash
-from orchestrator.mail.outbox import Outgoing
-from orchestrator.mail.rendering import build_message, long_date, mailbox, render
+from orchestrator.accounts.service import LINK_LIFETIME, issue_link, secret_hash
+from orchestrator.mail.outbox import Outgoing, enqueue_many
+from orchestrator.mail.rendering import build_message, long_date, mailbox, message_domain, render
 
 KIND = "staff_link"
 ZONE = ZoneInfo("Europe/Berlin")  # staff work in the county's time
@@ -70,3 +72,19 @@ def link_mail(
         recipient=user.email,
         message=message,
     )
+
+
+async def send_link(
+    session: AsyncSession,
+    user: StaffUser,
+    purpose: LinkPurpose,
+    now: datetime,
+    *,
+    base_url: str,
+    sender: str,
+) -> str:
+    """Issue a one-time link and queue its mail in the outbox; the token (for the CLI)."""
+    token = await issue_link(session, user, purpose, now)
+    mail = link_mail(user, token, purpose, now, base_url=base_url, sender=sender)
+    await enqueue_many(session, [mail], message_domain=message_domain(sender), now=now)
+    return token

@@ -9,7 +9,7 @@ from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchestrator.accounts import service as accounts
-from orchestrator.accounts.models import ApiToken, LinkPurpose, StaffGrant, StaffRole, StaffUser
+from orchestrator.accounts.models import ApiToken, StaffGrant, StaffRole, StaffUser
 from orchestrator.conferences import repository as conferences
 from orchestrator.conferences.models import Conference
 from orchestrator.errors import InvalidInputError, NotFoundError
@@ -59,8 +59,8 @@ async def invite(
     forum_key: str = "",
     name: str = "",
     inviter: int | None = None,
-) -> tuple[StaffUser, str | None]:
-    """Give someone a role in this conference; a set-password token when they have none yet."""
+) -> StaffUser:
+    """Give someone a role in this conference (an account is made when there is none)."""
     try:
         wanted = StaffRole(role)
     except ValueError:
@@ -89,9 +89,7 @@ async def invite(
     await accounts.audit(
         session, "role_granted", now, user_id=inviter, detail=f"{user.email} {wanted.value}"
     )
-    if user.password_hash is not None:
-        return user, None
-    return user, await accounts.issue_link(session, user, LinkPurpose.SET_PASSWORD, now)
+    return user
 
 
 async def revoke(

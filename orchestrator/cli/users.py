@@ -37,12 +37,10 @@ def users_add(
     """Zugang anlegen (oder eine Rolle ergänzen); gibt den Link zum Festlegen des Passworts aus
     und schickt ihn per E-Mail."""
     from orchestrator.accounts import service as accounts
-    from orchestrator.accounts.mail import link_mail, link_url
+    from orchestrator.accounts.mail import link_url, send_link
     from orchestrator.accounts.models import LinkPurpose, StaffRole
     from orchestrator.clock import system_clock
     from orchestrator.conferences import repository
-    from orchestrator.mail.outbox import enqueue_many
-    from orchestrator.mail.rendering import message_domain
 
     settings = load_settings()
     if forum is not None and conference is None:
@@ -72,17 +70,14 @@ def users_add(
         )
         if user.password_hash is not None:
             return "", False
-        token = await accounts.issue_link(session, user, LinkPurpose.SET_PASSWORD, now)
-        mail = link_mail(
+        token = await send_link(
+            session,
             user,
-            token,
             LinkPurpose.SET_PASSWORD,
             now,
             base_url=settings.base_url,
             sender=settings.mail_from,
         )
-        domain = message_domain(settings.mail_from)
-        await enqueue_many(session, [mail], message_domain=domain, now=now)
         await accounts.audit(session, "user_added", now, user_id=user.id, detail=role.value)
         return link_url(settings.base_url, token), True
 

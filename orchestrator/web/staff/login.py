@@ -13,12 +13,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import func, select
 
 from orchestrator.accounts import service as accounts
-from orchestrator.accounts.mail import link_mail
+from orchestrator.accounts.mail import send_link
 from orchestrator.accounts.models import LinkPurpose, StaffLink, StaffUser
 from orchestrator.accounts.service import LoginRefusedError, LoginThrottledError
 from orchestrator.errors import InvalidInputError, NotFoundError
-from orchestrator.mail.outbox import enqueue_many
-from orchestrator.mail.rendering import message_domain
 from orchestrator.web import pages
 from orchestrator.web.deps import DbSession
 from orchestrator.web.deps import staff_mac as mac
@@ -215,18 +213,10 @@ async def reset(
             )
         )
         if (recent or 0) < RESETS_PER_HOUR:
-            token = await accounts.issue_link(db, user, LinkPurpose.RESET_PASSWORD, now)
-            mail = link_mail(
-                user,
-                token,
-                LinkPurpose.RESET_PASSWORD,
-                now,
-                base_url=settings.base_url,
-                sender=settings.mail_from,
-            )
-            await enqueue_many(
-                db, [mail], message_domain=message_domain(settings.mail_from), now=now
-            )
+            await send_link(
+                db, user, LinkPurpose.RESET_PASSWORD, now,
+                base_url=settings.base_url, sender=settings.mail_from,
+            )  # fmt: skip
         await accounts.audit(
             db, "password_reset_requested", now, user_id=user.id, client=client_address(request)
         )

@@ -8,11 +8,9 @@ from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from orchestrator.accounts import team
-from orchestrator.accounts.mail import link_mail
+from orchestrator.accounts.mail import send_link
 from orchestrator.accounts.models import LinkPurpose
 from orchestrator.errors import InvalidInputError
-from orchestrator.mail.outbox import enqueue_many
-from orchestrator.mail.rendering import message_domain
 from orchestrator.web import pages
 from orchestrator.web.deps import ConferenceBySlug, DbSession
 from orchestrator.web.staff.auth import (
@@ -84,7 +82,7 @@ async def invite(
     now, settings = now_of(request), app_settings(request)
     form = {"email": email, "name": name, "role": role, "forum": forum}
     try:
-        user, token = await team.invite(
+        user = await team.invite(
             db, conference, email, role, now, forum_key=forum, name=name,
             inviter=staff.principal.user_id,
         )  # fmt: skip
@@ -93,14 +91,13 @@ async def invite(
         return await _page(
             request, db, staff, conference, 422, error=problem.message, field=field, form=form
         )
-    if token is not None:
-        mail = link_mail(
-            user, token, LinkPurpose.SET_PASSWORD, now,
+    new = user.password_hash is None  # no password yet: (again) the link to choose one
+    if new:
+        await send_link(
+            db, user, LinkPurpose.SET_PASSWORD, now,
             base_url=settings.base_url, sender=settings.mail_from,
         )  # fmt: skip
-        domain = message_domain(settings.mail_from)
-        await enqueue_many(db, [mail], message_domain=domain, now=now)
-    done = "invited" if token is not None else "added"
+    done = "invited" if new else "added"
     location = f"/admin/{conference.slug}/team?done={done}"
     return RedirectResponse(location, status_code=303, headers=pages.PRIVATE_HEADERS)
 
