@@ -41,6 +41,7 @@ from orchestrator.invitations.desired import (
 )
 from orchestrator.invitations.ics import CalendarEvent, Party, build_calendar
 from orchestrator.invitations.models import CalendarEntry, EntryStatus
+from orchestrator.invitations.waitlist import Notices, queue_waitlist_notices
 from orchestrator.mail.outbox import Outgoing, enqueue_many
 from orchestrator.mail.rendering import build_message, mailbox, one_line, render
 from orchestrator.participants.models import Assignment, AssignmentStatus, Person
@@ -438,4 +439,7 @@ async def invite_everyone(
             now=clock(),
             invited_before=started,
         )
+        # Those just invited and waiting for a forum seat are told so now, not at the next change.
+        notices = Notices(base_url, message_domain, sender, clock())
+        changes.queued += await queue_waitlist_notices(session, conference, notices)
     return invited, changes
