@@ -190,6 +190,9 @@ async def apply(
     digest: str,
 ) -> Preview:
     """Run the balancer and its follow-ups if they still do what the preview `digest` showed."""
+    # The lock first, outside the preview's SAVEPOINT (whose rollback may let it go).
+    lock = select(Conference.id).where(Conference.id == conference.id).with_for_update()
+    await session.execute(lock)
     expected = await preview(session, conference, mail, now, overflow=overflow)
     if expected.digest != digest:
         raise ConflictError(

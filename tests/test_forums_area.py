@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select, update
@@ -23,6 +24,7 @@ from orchestrator.conferences.models import Conference
 from orchestrator.followups import MailContext, after_change
 from orchestrator.invitations.service import queue_invitations
 from orchestrator.mail.models import OutboxMessage
+from orchestrator.mail.rendering import NOTICE_KINDS, render
 from orchestrator.mail.sender import OutboxSender, SenderOptions
 from orchestrator.mail.smtp import SmtpTransport
 from orchestrator.participants.assignment import run_assignment
@@ -190,6 +192,20 @@ async def test_the_waitlisted_mail_goes_once_and_only_to_people_invited(
         await after_change(session, conference, MAIL, live.clock())
         await session.commit()
     assert [row.id for row in await _outbox(session, "waitlisted")] == [row.id for row in first]
+    assert await _outbox(session, "seat_offered") == []
+    await set_capacity(session, conference, "sprache", 3)  # a seat more: a rerun gives it away
+    for _ in range(2):
+        await run_assignment(session, conference, overflow="waitlist")
+        await after_change(session, conference, MAIL, live.clock())
+        await session.commit()
+    [offered] = await _outbox(session, "seat_offered")
+    [still] = [row for row in first if row.person_id != offered.person_id]
+    assert offered.person_id in {row.person_id for row in first}
+    rows = {row.person_id: row.forum_id for row in await session.scalars(select(Assignment))}
+    assert offered.person_id is not None and still.person_id is not None
+    assert rows[offered.person_id] is not None and rows[still.person_id] is None
+    updates = await _outbox(session, "update")
+    assert offered.person_id in {row.person_id for row in updates}
     mail = BytesParser(policy=policy.default).parsebytes(first[0].body)
     assert mail["Subject"].startswith("Sie stehen auf der Warteliste: ")
     assert "zurzeit an Platz" in _text(mail)
@@ -308,3 +324,38 @@ async def test_only_this_conferences_organisers_may(live: Staff, session: AsyncS
     )
     assert refused.status_code == 403 and await snapshot(session) == before
     assert (await session.scalar(select(func.count()).select_from(OutboxMessage))) == 0
+
+
+def _notice_context(hostile: str) -> dict[str, object]:
+    start = datetime(2027, 3, 18, 11, tzinfo=ZoneInfo("Europe/Berlin"))
+    conference = {"title": "Integrationskonferenz", "lead_theme": "Arbeit",
+                  "organiser": "KI Heinsberg", "organiser_email": "ki@example.org"}  # fmt: skip
+    return {"name": hostile, "conference": conference, "timezone": "Europe/Berlin",
+            "personal_url": "http://orchestrator.test/p/tok", "agenda": [], "cancelled": [],
+            "round": {"title": "Foren", "id": 1}, "round_start": start, "position": 3,
+            "choices": ["Sprache", hostile], "forum": "Sprache <b>", "room": "Raum 2"}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", NOTICE_KINDS)
+@pytest.mark.parametrize("language", ["de", "en"])
+def test_the_notices_render_in_each_language(kind: str, language: str) -> None:
+    hostile = 'Ömer "O\'Connor" <script>'
+    rendered = render(kind, language, _notice_context(hostile))
+    assert rendered.subject.endswith(": Integrationskonferenz") and "\n" not in rendered.subject
+    words = {
+        "de": ("Guten Tag", "Datenschutz", "11:00", "Donnerstag, 18. März 2027"),
+        "en": ("Hello", "Privacy", "11:00", "Thursday, 18 March 2027"),
+    }
+    for body in (rendered.text, rendered.html):
+        assert all(word in body for word in words[language]), body
+        assert "http://orchestrator.test/p/tok" in body
+        other = words["en" if language == "de" else "de"]
+        assert not any(word in body for word in other[:2])
+    if kind == "waitlisted":
+        assert {"de": "Platz 3", "en": "position 3"}[language] in rendered.text
+        assert hostile in rendered.text and "Sprache" in rendered.text
+    else:
+        assert "Sprache <b>" in rendered.text and "Sprache &lt;b&gt;" in rendered.html
+        assert {"de": "Warteliste", "en": "waiting list"}[language] in rendered.text
+    assert f'<html lang="{language}">' in rendered.html
+    assert "&lt;script&gt;" in rendered.html and "<script>" not in rendered.html

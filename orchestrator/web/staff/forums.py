@@ -66,7 +66,11 @@ def _status(request: Request) -> tuple[str, int]:
 
 @router.get("", response_class=HTMLResponse)
 async def forums_page(
-    request: Request, db: DbSession, staff: Organiser, conference: ConferenceBySlug
+    request: Request,
+    db: DbSession,
+    staff: Organiser,
+    conference: ConferenceBySlug,
+    settings: AppSettings,
 ) -> HTMLResponse:
     """Each round: forums' fill and seat origins, the waiting list, the forms to act."""
     rounds = await board(db, conference)
@@ -81,6 +85,7 @@ async def forums_page(
         status=status,
         status_kind=STATUSES.get(status, ""),
         mails=mails,
+        overflow=settings.assignment_overflow,
     )
 
 
