@@ -19,10 +19,11 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchestrator.accounts.models import StaffRole
+from orchestrator.clock import FrozenClock
 from orchestrator.conferences import service as conferences
 from orchestrator.conferences.models import Conference
 from orchestrator.followups import MailContext, after_change
-from orchestrator.invitations.service import queue_invitations
+from orchestrator.invitations.service import invite_everyone, queue_invitations
 from orchestrator.mail.models import OutboxMessage
 from orchestrator.mail.rendering import NOTICE_KINDS, render
 from orchestrator.mail.sender import OutboxSender, SenderOptions
@@ -42,6 +43,7 @@ from tests.test_staff_login import live as live
 
 PAGE = f"/admin/{SLUG}/forums"
 MAIL = MailContext(base_url="http://orchestrator.test", sender=FROM)
+NOW = datetime(2027, 3, 1, 9, tzinfo=ZoneInfo("Europe/Berlin"))
 DIGEST = re.compile(r'name="digest" value="([0-9a-f]+)"')
 
 
@@ -359,3 +361,24 @@ def test_the_notices_render_in_each_language(kind: str, language: str) -> None:
         assert {"de": "Warteliste", "en": "waiting list"}[language] in rendered.text
     assert f'<html lang="{language}">' in rendered.html
     assert "&lt;script&gt;" in rendered.html and "<script>" not in rendered.html
+
+
+@pytest.mark.asyncio
+async def test_inviting_tells_those_already_waiting(
+    session: AsyncSession, sessions: Sessions
+) -> None:
+    conference = await _world(session)
+    await run_assignment(session, conference, overflow="waitlist")
+    await after_change(session, conference, MAIL, NOW)
+    await session.commit()
+    assert await _outbox(session, "waitlisted") == []
+    invited, changes = await invite_everyone(
+        sessions,
+        SLUG,
+        base_url=MAIL.base_url,
+        message_domain="kreis.example",
+        sender=FROM,
+        clock=FrozenClock(NOW),
+    )
+    assert invited.queued == 6 and changes.queued == 2
+    assert len(await _outbox(session, "waitlisted")) == 2
