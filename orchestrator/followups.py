@@ -1,4 +1,5 @@
-"""What must follow a change to the conference record: calendar updates and reminder plans.
+"""What must follow a change to the conference record: calendar updates, waiting-list
+notices and reminder plans.
 
 Every edge (API, CLI, participant page) that changes times, places, seats or people calls
 `after_change` in the same transaction, so the outbox and the reminder rows are never
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from orchestrator.conferences import repository
 from orchestrator.conferences.models import Conference
 from orchestrator.invitations.service import sync_changes
+from orchestrator.invitations.waitlist import Notices, queue_waitlist_notices
 from orchestrator.mail.rendering import message_domain
 from orchestrator.scheduling.planning import replan
 
@@ -37,7 +39,8 @@ async def after_change(
     now: datetime,
     person_ids: Collection[uuid.UUID] | None = None,
 ) -> int:
-    """Queue calendar updates/cancellations and re-plan reminders; returns mails queued."""
+    """Queue calendar updates/cancellations and waiting-list notices, re-plan reminders;
+    returns mails queued."""
     await session.flush()
     conference = await repository.get_by_slug(session, conference.slug)  # fresh graph
     report = await sync_changes(
@@ -49,5 +52,7 @@ async def after_change(
         now=now,
         person_ids=person_ids,
     )
+    notices = Notices(mail.base_url, message_domain(mail.sender), mail.sender, now)
+    told = await queue_waitlist_notices(session, conference, notices, person_ids)
     await replan(session, conference, now, person_ids=person_ids)
-    return report.queued
+    return report.queued + told

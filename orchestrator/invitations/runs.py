@@ -19,6 +19,7 @@ from orchestrator.conferences import repository
 from orchestrator.db import transaction
 from orchestrator.invitations.desired import Run
 from orchestrator.invitations.service import Report, _process, _Scope, sync_changes
+from orchestrator.invitations.waitlist import Notices, queue_waitlist_notices
 
 log = logging.getLogger(__name__)
 
@@ -103,4 +104,7 @@ async def invite_everyone(
             now=clock(),
             invited_before=started,
         )
+        # Those just invited and waiting for a forum seat are told so now, not at the next change.
+        notices = Notices(base_url, message_domain, sender, clock())
+        changes.queued += await queue_waitlist_notices(session, conference, notices)
     return invited, changes

@@ -34,6 +34,7 @@ from orchestrator.timezones import zone_name
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 KINDS = ("invitation", "update", "cancellation")
 STAFF_KINDS = ("staff_link",)  # mail to staff accounts, not about a conference
+NOTICE_KINDS = ("waitlisted", "seat_offered")  # a person's place on a waiting list
 LANGUAGES = ("de", "en")
 CALENDAR_METHODS = ("REQUEST", "CANCEL")
 
@@ -104,7 +105,7 @@ def environment() -> Environment:
 
 
 def _template(kind: str, language: str, extension: str) -> Template:
-    if kind not in (*KINDS, *STAFF_KINDS) or language not in LANGUAGES:
+    if kind not in (*KINDS, *STAFF_KINDS, *NOTICE_KINDS) or language not in LANGUAGES:
         raise ValueError(f"no mail template {kind}.{language}")
     return environment().get_template(f"{kind}.{language}.{extension}")
 

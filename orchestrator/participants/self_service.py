@@ -31,6 +31,7 @@ from orchestrator.invitations.ics import CalendarEvent
 from orchestrator.invitations.models import CalendarEntry, EntryStatus
 from orchestrator.participants import repository
 from orchestrator.participants.assignment import set_override
+from orchestrator.participants.forum_board import waiting_positions
 from orchestrator.participants.models import (
     Assignment,
     AssignmentSource,
@@ -83,8 +84,10 @@ class Offer:
     forum: str  # the forum the person sits in, or ""
     room: str
     waitlisted: bool
-    change: str  # "open", "started" (the round has begun) or "fixed" (not a participant)
+    change: str  # "open", "waiting" (on the waiting list, no forum has a free seat),
+    # "started" (the round has begun) or "fixed" (not a participant)
     options: list[Option]
+    position: int | None = None  # on the waiting list: 1 is next in line
 
 
 async def load(session: AsyncSession, person_id: uuid.UUID) -> tuple[Person, Conference]:
@@ -102,6 +105,14 @@ async def free_seats(session: AsyncSession, conference: Conference) -> dict[int,
     """Free seats per forum id (never below zero, even when an organiser overbooked)."""
     fill = await forum_fill(session, conference.id)
     return {forum.id: max(forum.capacity - fill.get(forum.id, 0), 0) for forum in conference.forums}
+
+
+async def waiting_places(
+    session: AsyncSession, conference: Conference, person: Person
+) -> dict[int, int]:
+    """The person's position on each waiting list they are on, by round id."""
+    positions = await waiting_positions(session, conference)
+    return {round_id: n for (person_id, round_id), n in positions.items() if person_id == person.id}
 
 
 def seat(person: Person, round_id: int) -> Assignment | None:
@@ -133,6 +144,7 @@ def _offer(
     item: ConferenceSession,
     free: dict[int, int],
     now: datetime,
+    positions: dict[int, int],
 ) -> Offer:
     mine = current_forum_id(person, item.id)
     forums = [forum for forum in conference.forums if forum.session_id == item.id]
@@ -143,15 +155,24 @@ def _offer(
     held = next((forum for forum in forums if forum.id == mine), None)
     waitlisted = seat(person, item.id) is not None and held is None
     title, room = (held.title, held.in_person_room) if held else ("", "")
-    return Offer(item.title, title, room, waitlisted, _change(person, item, now), options)
+    change = _change(person, item, now)
+    if change == "open" and waitlisted and not any(option.free > 0 for option in options):
+        change = "waiting"  # nothing to change to: no button, the mail comes when a seat does
+    position = positions.get(item.id) if waitlisted else None
+    return Offer(item.title, title, room, waitlisted, change, options, position)
 
 
 def forum_offers(
-    conference: Conference, person: Person, free: dict[int, int], now: datetime
+    conference: Conference,
+    person: Person,
+    free: dict[int, int],
+    now: datetime,
+    positions: dict[int, int] | None = None,
 ) -> list[Offer]:
-    """Each breakout round not cancelled: the person's forum and the forums on offer."""
+    """Each breakout round not cancelled: the person's forum and the forums on offer;
+    `positions`: the person's place on each round's waiting list (see `waiting_places`)."""
     return [
-        _offer(conference, person, item, free, now)
+        _offer(conference, person, item, free, now, positions or {})
         for item in conference.sessions
         if item.kind is SessionKind.BREAKOUT_ROUND and item.status is SessionStatus.SCHEDULED
     ]

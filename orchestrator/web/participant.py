@@ -248,6 +248,7 @@ async def _context(
     domain = message_domain(settings.mail_from)
     events = desired_events(conference, person, "", domain, cancelled=True)
     free = await self_service.free_seats(session, conference)
+    positions = await self_service.waiting_places(session, conference, person)
     ends = retention_ends(conference)
     deleted_by = _day(ends.astimezone(ZoneInfo(conference.timezone)), language) if ends else ""
     status = request.query_params.get("status", "")
@@ -259,7 +260,7 @@ async def _context(
         "name": person.display_name,
         "status": status if status in STATUS_KEYS else "",
         "lines": agenda(conference, person, events, templates, now, language),
-        "rounds": self_service.forum_offers(conference, person, free, now),
+        "rounds": self_service.forum_offers(conference, person, free, now, positions),
         "rsvp": person.rsvp.value,
         "stored_language": person.language.value,
         "consent": "given" if person.consent else "withdrawn" if person.consent_at else "open",
