@@ -141,7 +141,7 @@ async def test_search_shows_forum_and_mode_in_the_workspace_frame(
     await session.commit()
     await live.signed_in(ORGANISER)
     found = await live.client.get(CHECKIN, params={"q": "Muster", "session": "forums"})
-    assert "Forum: Sprache" in found.text and "vor Ort" in found.text
+    assert "Im Forum Sprache" in found.text and "vor Ort" in found.text
     nav = found.text.split('class="section-nav"', 1)[1].split("</nav>", 1)[0]
     assert f'<a href="{CHECKIN}" aria-current="page">Einlass</a>' in nav
     assert f'href="/admin/{SLUG}/attendance"' in nav  # organisers see their other sections
