@@ -106,7 +106,7 @@ async def test_page_preselects_the_current_session(live: Staff, session: AsyncSe
     page = await live.client.get(CHECKIN)
     assert page.status_code == 200
     assert '<option value="forums" selected>' in page.text
-    assert "Sitzung: 11:00–12:30 Foren" in page.text
+    assert "Sitzung: 18.03.2027, 11:00–12:30 Foren" in page.text  # times with their date
     chosen = await live.client.get(f"{CHECKIN}?session=results")
     assert '<option value="results" selected>' in chosen.text
     assert 'aria-live="polite"' in page.text
@@ -162,7 +162,7 @@ async def test_search_then_check_in_without_javascript(live: Staff, session: Asy
     done = await live.client.post(CHECKIN, data=form)
     assert done.status_code == 200
     assert "Anna Muster ist eingecheckt (11:05)." in done.text
-    assert "Eingecheckt um 11:05" in done.text  # the search result now says so
+    assert "Eingecheckt um 18.03.2027, 11:05" in done.text  # the search result now says so
     [row] = await rows(session)
     assert (row.method, row.arrived_at) == ("search", berlin(11, 5))
     assert (await live.client.post(CHECKIN, data=form)).status_code == 200

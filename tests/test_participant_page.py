@@ -16,7 +16,12 @@ from icalendar import Calendar
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from orchestrator.attendance.checkin_codes import verify_checkin_code
+from orchestrator.attendance.checkin_codes import (
+    checkin_code,
+    grouped,
+    short_code,
+    verify_checkin_code,
+)
 from orchestrator.clock import FrozenClock
 from orchestrator.conferences.models import Forum
 from orchestrator.conferences.repository import get_by_slug
@@ -362,6 +367,9 @@ async def test_checkin_qr_code_verifies(world: World, live: Live) -> None:
     text = await live.page(anna)
     assert re.search(r'<svg [^>]*role="img" aria-label="QR-Code für den Einlass"', text)
     assert "<title>QR-Code für den Einlass</title>" in text
-    found = re.search(r'<code class="checkin-code">([^<]+)</code>', text)
-    assert found is not None
-    assert verify_checkin_code(live.settings.require("secret_key"), found[1]) == anna.id
+    secret = live.settings.require("secret_key")
+    assert verify_checkin_code(secret, checkin_code(secret, anna.id)) == anna.id
+    found = re.search(r'<code class="checkin-code checkin-code-short">([^<]+)</code>', text)
+    assert found is not None  # beside the QR code: the short code to read out
+    assert found[1] == grouped(short_code(secret, anna.id))
+    assert re.fullmatch(r"[A-HJKMNP-Z2-9]{4} [A-HJKMNP-Z2-9]{4}", found[1])

@@ -16,6 +16,10 @@ import uuid
 import segno
 
 PREFIX = "ci1"
+SHORT_PREFIX = "sc1"
+SHORT_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0, O, 1, I, L
+SHORT_LENGTH = 8  # 31**8: about 40 bits
+LOOK_ALIKES = frozenset("0O1IL")
 _MAC_BYTES = 16  # 128 bits
 
 
@@ -41,6 +45,40 @@ def verify_checkin_code(secret: str, code: str) -> uuid.UUID | None:
     if not hmac.compare_digest(parts[2], _mac(secret, person_id)):
         return None
     return person_id
+
+
+def short_code(secret: str, person_id: uuid.UUID) -> str:
+    """The person's eight-character code for typing, e.g. `K7QM3XPA`."""
+    digest = hmac.new(secret.encode(), f"{SHORT_PREFIX}:{person_id}".encode(), hashlib.sha256)
+    number = int.from_bytes(digest.digest()[:8])
+    letters = []
+    for _ in range(SHORT_LENGTH):
+        number, index = divmod(number, len(SHORT_ALPHABET))
+        letters.append(SHORT_ALPHABET[index])
+    return "".join(letters)
+
+
+def grouped(code: str) -> str:
+    """A short code as shown and read out: two groups of four (`K7QM 3XPA`)."""
+    return f"{code[:4]} {code[4:]}"
+
+
+def normalise_short_code(text: str) -> str | None:
+    """The short code typed (any case, spaces, hyphens), or None when it cannot be one."""
+    cleaned = "".join(ch for ch in text.upper() if ch not in " -\t")
+    if len(cleaned) != SHORT_LENGTH or any(ch not in SHORT_ALPHABET for ch in cleaned):
+        return None
+    return cleaned
+
+
+def has_look_alike(text: str) -> bool:
+    """Whether the typed text holds a character no short code has (0, O, 1, I, L)."""
+    return any(ch in LOOK_ALIKES for ch in text.upper())
+
+
+def is_signed_code(text: str) -> bool:
+    """A scanned QR code (`ci1.…`) rather than a typed short code."""
+    return text.strip().startswith(f"{PREFIX}.")
 
 
 def qr_svg(data: str, *, title: str) -> str:

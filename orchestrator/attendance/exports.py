@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -107,6 +108,16 @@ class ForumSummary:
             self.excused,
             self.minutes,
         ]
+
+
+CSV_TYPE = "text/csv; charset=utf-8"
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def download_name(slug: str, extension: str) -> str:
+    """A file name safe in a Content-Disposition header: `<slug>-anwesenheit.<extension>`."""
+    safe = re.sub(r"[^a-z0-9-]+", "-", slug.lower()).strip("-") or "konferenz"
+    return f"{safe}-anwesenheit.{extension}"
 
 
 def neutralise(text: str) -> str:

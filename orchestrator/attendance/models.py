@@ -110,3 +110,23 @@ class AttendanceOverride(Base):
     reason: Mapped[str] = mapped_column(Text)
     created_by: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CheckInUndo(Base):
+    """A check-in taken back by staff (scanned by mistake): what it was, who, when and why."""
+
+    __tablename__ = "check_in_undos"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("people.id", ondelete="CASCADE"), index=True
+    )
+    session_id: Mapped[int] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE"), index=True
+    )
+    arrived_at: Mapped[datetime]
+    left_at: Mapped[datetime | None]
+    method: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    undone_by: Mapped[str] = mapped_column(String(200), default="")
+    undone_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -26,6 +26,7 @@ from sqlalchemy.orm import selectinload
 from orchestrator.attendance.models import (
     AttendanceOverride,
     CheckIn,
+    CheckInUndo,
     JitsiEvent,
     PresenceInterval,
 )
@@ -117,6 +118,7 @@ async def _expire(session: AsyncSession, conference: Conference, report: Retenti
     report.overrides += await _delete(
         session, delete(AttendanceOverride).where(AttendanceOverride.session_id.in_(session_ids))
     )
+    await _delete(session, delete(CheckInUndo).where(CheckInUndo.session_id.in_(session_ids)))
     # Jitsi lowercases room names; compare so in case an event kept its original spelling.
     report.events += await _delete(
         session, delete(JitsiEvent).where(func.lower(JitsiEvent.room_name).in_(room_names))
@@ -188,6 +190,7 @@ async def erase_person(session: AsyncSession, person: Person) -> None:
         ),
     )
     await _delete(session, delete(CheckIn).where(CheckIn.person_id == person.id))
+    await _delete(session, delete(CheckInUndo).where(CheckInUndo.person_id == person.id))
     await _delete(
         session, delete(AttendanceOverride).where(AttendanceOverride.person_id == person.id)
     )

@@ -1,9 +1,11 @@
 """The staff check-in page at the venue: scan a QR code, or search by name, per session.
 
 `GET /admin/{slug}/checkin` shows the page; `POST .../checkin` checks a person in by the
-scanned `code` or a `person_id` from the search, `POST .../checkout` records when they left.
-Both POSTs take a form (the page works without JavaScript) or JSON with `X-CSRF-Token`
-(the camera scanner, static/checkin.js), and answer in kind.
+scanned or typed `code` (the signed QR code, or the short code read out) or a `person_id`
+from the search, `POST .../checkout` records when they left, `POST .../checkin/undo` takes a
+check-in back (kept with who and when). The POSTs take a form (the page works without
+JavaScript) or JSON with `X-CSRF-Token` (the camera scanner, static/checkin.js), and answer
+in kind.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from functools import lru_cache
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
+from babel.dates import format_date
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,7 +29,7 @@ from orchestrator.attendance.checkin import CheckInResult, Method
 from orchestrator.attendance.models import CheckIn
 from orchestrator.conferences.models import Conference, ConferenceSession, SessionStatus
 from orchestrator.errors import InvalidInputError, OrchestratorError
-from orchestrator.participants.models import Person
+from orchestrator.participants.models import AssignmentStatus, Person
 from orchestrator.web import pages
 from orchestrator.web.deps import AppClock, AppSettings, ConferenceBySlug, DbSession
 from orchestrator.web.staff import (
@@ -34,11 +37,13 @@ from orchestrator.web.staff import (
     StaffContext,
     StaffRoute,
     StaffSession,
-    admin_page,
     require_checkin,
     require_staff_session,
     staff_language,
 )
+from orchestrator.web.staff.attendance import actor
+from orchestrator.web.staff.moments import moment_formatter
+from orchestrator.web.staff.workspace import workspace_page
 
 router = APIRouter(
     prefix="/admin/{slug}",
@@ -58,11 +63,15 @@ REFUSALS = {
     "not_checked_in": "This person is not checked in for this session.",
     "invalid_left_at": "The time must lie between the arrival and now.",
     "missing_input": "Please scan or type a code, or choose a person.",
+    "look_alike": "Codes contain no 0, O, 1, I or L. Please check the code and type it again.",
+    "wrong_day": "This session takes place on %(day)s: check-ins are taken on that day only.",
+    "invalid_input": "Please check your entry: %(detail)s",
 }
 OUTCOMES = {
     "checked_in": "%(name)s is checked in (%(time)s).",
     "already_checked_in": "%(name)s was already checked in at %(time)s.",
     "checked_out": "%(name)s left at %(time)s.",
+    "undone": "The check-in of %(name)s (%(time)s) is undone.",
 }
 
 
@@ -128,6 +137,13 @@ async def _view(
     return view
 
 
+def forum_of(person: Person, item: ConferenceSession) -> str:
+    """The person's forum for a breakout round, or all their forums for any other session."""
+    seats = [a for a in person.assignments if a.status is AssignmentStatus.ASSIGNED and a.forum]
+    mine = [a for a in seats if a.session_id == item.id] or seats
+    return ", ".join(sorted({a.forum.title for a in mine if a.forum}))
+
+
 def _clock(conference: Conference, moment: datetime) -> str:
     return moment.astimezone(ZoneInfo(conference.timezone)).strftime("%H:%M")
 
@@ -135,16 +151,20 @@ def _clock(conference: Conference, moment: datetime) -> str:
 def _render(
     request: Request, staff: StaffSession, view: View, notice: Notice | None, status: int = 200
 ) -> HTMLResponse:
-    return admin_page(
+    conference = view.conference
+    return workspace_page(
         request,
         "admin_checkin.html",
+        staff,
         status,
-        staff=staff,
+        conference=conference,
+        section="checkin",
         view=view,
         notice=notice,
-        csrf_token=staff.csrf_token,
-        hhmm=lambda moment: _clock(view.conference, moment),
-        focus_code=notice is not None and notice.outcome != "checked_out",
+        hhmm=lambda moment: _clock(conference, moment),
+        forum_of=forum_of,
+        when=moment_formatter(staff_language(request, staff), conference.timezone),
+        focus_code=notice is not None and notice.outcome not in ("checked_out", "undone"),
     )
 
 
@@ -204,7 +224,12 @@ def _notice(language: str, conference: Conference, result: CheckInResult, outcom
 
 def _refusal(language: str, error: OrchestratorError) -> Notice:
     message = REFUSALS.get(error.code, "The check-in did not work. Please try again.")
-    return Notice("error", error.code, translate(language, message))
+    values: dict[str, str] = {}
+    if isinstance(error, checkin.WrongDayError):
+        values["day"] = format_date(error.day, format="full", locale=language)
+    elif error.code == "invalid_input":
+        values["detail"] = error.message
+    return Notice("error", error.code, translate(language, message, **values))
 
 
 def _json(notice: Notice, result: CheckInResult | None, status: int) -> JSONResponse:
@@ -279,6 +304,14 @@ async def _check_out(post: Post) -> CheckInResult:
     return await checkin.check_out(post.db, conference, person, key, now, left)
 
 
+async def _undo(post: Post) -> CheckInResult:
+    conference, data, now = post.conference, post.data, post.now
+    key = _session_key(conference, data, now)
+    person = _person_id(data.get("person_id", ""))
+    who, why = actor(post.staff), data.get("reason", "")
+    return await checkin.undo_check_in(post.db, conference, person, key, who, why, now)
+
+
 @router.get("/checkin", response_class=HTMLResponse)
 async def checkin_page(
     request: Request,
@@ -329,3 +362,20 @@ async def check_out(
     except OrchestratorError as error:
         return await _refused(request, post, error)
     return await _done(request, post, result, "checked_out")
+
+
+@router.post("/checkin/undo", response_class=HTMLResponse)
+async def undo_check_in(
+    request: Request,
+    staff: CsrfChecked,
+    conference: ConferenceBySlug,
+    db: DbSession,
+    clock: AppClock,
+) -> Response:
+    """Take back a check-in made by mistake (who and when are kept; `reason` optional)."""
+    post = await _post(request, staff, db, conference, clock())
+    try:
+        result = await _undo(post)
+    except OrchestratorError as error:
+        return await _refused(request, post, error)
+    return await _done(request, post, result, "undone")

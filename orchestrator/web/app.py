@@ -37,6 +37,7 @@ from orchestrator.web.api import (
 from orchestrator.web.deps import require_jitsi, require_staff
 from orchestrator.web.jitsi import events, reservation
 from orchestrator.web.staff import account, conference, forums, team, workspace
+from orchestrator.web.staff import attendance as attendance_area
 from orchestrator.worker import run_worker
 
 
@@ -114,6 +115,7 @@ def create_app(
     app.include_router(conference.router)  # /admin/new before /admin/{slug}
     app.include_router(team.router)
     app.include_router(forums.router)
+    app.include_router(attendance_area.router)
     app.include_router(workspace.router)  # last: /admin/{slug} must not shadow the above
     app.include_router(health.router)
     app.include_router(docs.router)

@@ -25,7 +25,7 @@ from fastapi.routing import APIRoute
 from markupsafe import Markup, escape
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from orchestrator.attendance.checkin_codes import checkin_code, qr_svg
+from orchestrator.attendance.checkin_codes import checkin_code, grouped, qr_svg, short_code
 from orchestrator.attendance.retention import retention_ends
 from orchestrator.conferences.models import Conference, SessionStatus
 from orchestrator.conferences.service import plenary_room
@@ -266,6 +266,7 @@ async def _context(
         "consent": "given" if person.consent else "withdrawn" if person.consent_at else "open",
         "deleted_by": deleted_by,
         "checkin": code,
+        "short_code": grouped(short_code(secret, person.id)),
         "qr": _qr(code),
         "csrf": csrf_token(secret, person.token),
         "base": f"/p/{person.token}",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from datetime import datetime
 from typing import Annotated
@@ -22,8 +21,8 @@ from orchestrator.web.deps import AppClock, ConferenceBySlug, DbSession, RoomTem
 
 router = APIRouter(prefix="/conferences/{slug}/attendance", tags=["attendance"])
 
-CSV_TYPE = "text/csv; charset=utf-8"
-XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+CSV_TYPE = exports.CSV_TYPE
+XLSX_TYPE = exports.XLSX_TYPE
 
 
 class RowOut(BaseModel):
@@ -117,8 +116,7 @@ def _summary_out(forum: exports.ForumSummary) -> ForumSummaryOut:
 
 
 def _download(body: bytes, media_type: str, slug: str, extension: str) -> Response:
-    safe = re.sub(r"[^a-z0-9-]+", "-", slug.lower()).strip("-") or "konferenz"
-    disposition = f'attachment; filename="{safe}-anwesenheit.{extension}"'
+    disposition = f'attachment; filename="{exports.download_name(slug, extension)}"'
     return Response(body, media_type=media_type, headers={"Content-Disposition": disposition})
 
 

@@ -1,5 +1,6 @@
-// Check-in page: scan QR codes with the device camera (BarcodeDetector, e.g. Chromium on
-// Android) and post codes with fetch, announcing each result in the aria-live region.
+// Check-in page: scan QR codes with the device camera (the browser's BarcodeDetector, else
+// the vendored jsQR, loaded only when the camera starts) and post codes with fetch,
+// announcing each result in the aria-live region.
 // Without this script, or without camera support, the code field and search post normally.
 (function () {
   "use strict";
@@ -69,33 +70,85 @@
     submit(code);
   });
 
-  // The camera scanner: only where the browser can read QR codes itself (no libraries).
-  if (!scanner || !video || !("BarcodeDetector" in window) || !navigator.mediaDevices ||
+  // The camera scanner: the browser's own BarcodeDetector where it reads QR codes (Chromium on
+  // Android, macOS), else the vendored jsQR decoding canvas frames (Firefox, desktop Chromium).
+  if (!scanner || !video || !navigator.mediaDevices ||
       typeof navigator.mediaDevices.getUserMedia !== "function") {
     return;
   }
 
-  var detector = null;
+  var decode = null; // function (video) -> Promise of the code's text, or "" when none
+  var canvas = null;
   var stream = null;
   var timer = null;
   var last = "";
   var lastAt = 0;
 
+  function nativeDecoder() {
+    var detector = new window.BarcodeDetector({ formats: ["qr_code"] });
+    return function () {
+      return detector.detect(video).then(function (codes) {
+        return codes.length ? (codes[0].rawValue || "") : "";
+      });
+    };
+  }
+
+  function jsqrDecoder() {
+    canvas = document.createElement("canvas");
+    var context = canvas.getContext("2d", { willReadFrequently: true });
+    return function () {
+      var width = video.videoWidth;
+      var height = video.videoHeight;
+      if (!width || !height || !context) {
+        return Promise.resolve("");
+      }
+      // A smaller frame decodes faster and still holds a badge-sized code.
+      var scale = Math.min(1, 640 / Math.max(width, height));
+      canvas.width = Math.round(width * scale);
+      canvas.height = Math.round(height * scale);
+      context.drawImage(video, 0, 0, canvas.width, canvas.height);
+      var image = context.getImageData(0, 0, canvas.width, canvas.height);
+      var found = window.jsQR(image.data, image.width, image.height, { inversionAttempts: "dontInvert" });
+      return Promise.resolve(found ? found.data : "");
+    };
+  }
+
+  function loadJsqr() {
+    if (window.jsQR) {
+      return Promise.resolve();
+    }
+    return new Promise(function (resolve, reject) {
+      var script = document.createElement("script");
+      script.src = scanner.dataset.decoder;
+      script.onload = function () { return window.jsQR ? resolve() : reject(new Error("jsQR")); };
+      script.onerror = reject;
+      document.head.appendChild(script);
+    });
+  }
+
+  function chooseDecoder() {
+    if (!("BarcodeDetector" in window)) {
+      return loadJsqr().then(jsqrDecoder);
+    }
+    return window.BarcodeDetector.getSupportedFormats()
+      .then(function (formats) {
+        return formats.indexOf("qr_code") === -1 ? loadJsqr().then(jsqrDecoder) : nativeDecoder();
+      })
+      .catch(function () { return loadJsqr().then(jsqrDecoder); });
+  }
+
   function scan() {
-    if (!stream || busy || video.readyState < 2) {
+    if (!stream || busy || video.readyState < 2 || !decode) {
       return;
     }
-    detector.detect(video).then(function (codes) {
+    decode().then(function (text) {
+      var value = (text || "").trim();
       var now = Date.now();
-      for (var i = 0; i < codes.length; i += 1) {
-        var value = (codes[i].rawValue || "").trim();
-        // The same badge held in front of the camera is posted once, not every frame.
-        if (value && (value !== last || now - lastAt > 5000)) {
-          last = value;
-          lastAt = now;
-          submit(value);
-          return;
-        }
+      // The same badge held in front of the camera is posted once, not every frame.
+      if (value && (value !== last || now - lastAt > 5000)) {
+        last = value;
+        lastAt = now;
+        submit(value);
       }
     }).catch(function () { /* a frame that could not be read; try the next */ });
   }
@@ -116,7 +169,15 @@
   }
 
   function start() {
-    navigator.mediaDevices.getUserMedia({ video: { facingMode: { ideal: "environment" } }, audio: false })
+    var ready = decode ? Promise.resolve(decode) : chooseDecoder();
+    ready
+      .then(function (found) {
+        decode = found;
+        return navigator.mediaDevices.getUserMedia({
+          video: { facingMode: { ideal: "environment" } },
+          audio: false
+        });
+      })
       .then(function (media) {
         stream = media;
         video.srcObject = media;
@@ -127,7 +188,7 @@
         return video.play();
       })
       .then(function () {
-        timer = window.setInterval(scan, 300);
+        timer = window.setInterval(scan, 250);
         announce(scanner.dataset.started, "info");
       })
       .catch(function () {
@@ -136,22 +197,20 @@
       });
   }
 
-  window.BarcodeDetector.getSupportedFormats().then(function (formats) {
-    if (formats.indexOf("qr_code") === -1) {
-      return;
-    }
-    detector = new window.BarcodeDetector({ formats: ["qr_code"] });
-    scanner.hidden = false;
-    unsupported.hidden = true;
-    startButton.addEventListener("click", start);
-    stopButton.addEventListener("click", function () {
+  // getUserMedia needs a secure page (HTTPS, or localhost); elsewhere keep the note.
+  if (window.isSecureContext === false) {
+    return;
+  }
+  scanner.hidden = false;
+  unsupported.hidden = true;
+  startButton.addEventListener("click", start);
+  stopButton.addEventListener("click", function () {
+    stop();
+    startButton.focus();
+  });
+  document.addEventListener("visibilitychange", function () {
+    if (document.hidden) {
       stop();
-      startButton.focus();
-    });
-    document.addEventListener("visibilitychange", function () {
-      if (document.hidden) {
-        stop();
-      }
-    });
-  }).catch(function () { /* keep the "not supported" note */ });
+    }
+  });
 })();
