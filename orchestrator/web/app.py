@@ -34,6 +34,7 @@ from orchestrator.web.api import (
 )
 from orchestrator.web.deps import require_jitsi, require_staff
 from orchestrator.web.jitsi import events, reservation
+from orchestrator.web.staff import mail as staff_mail
 from orchestrator.web.staff import workspace
 from orchestrator.worker import run_worker
 
@@ -106,6 +107,7 @@ def create_app(
     app.include_router(staff.router)  # /admin/login, /admin/logout (session + CSRF)
     app.include_router(admin_checkin.router)
     app.include_router(admin_mail.router)  # after check-in: /admin/{slug}/checkin wins
+    app.include_router(staff_mail.router)  # /admin/{slug}/mail: invitations and mail
     app.include_router(workspace.router)  # last: /admin/{slug} must not shadow the above
     app.include_router(health.router)
     app.mount("/static", pages.static_files(), name="static")
