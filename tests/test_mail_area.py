@@ -12,7 +12,7 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -22,10 +22,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from orchestrator.clock import FrozenClock
+from orchestrator.conferences import repository
+from orchestrator.conferences.models import Forum
 from orchestrator.config import Settings
 from orchestrator.mail.models import OutboxMessage, OutboxState
-from orchestrator.mail.outbox import Outgoing, enqueue_many, requeue_failed
-from orchestrator.mail.rendering import Rendered, build_message, mailbox
 from orchestrator.mail.sender import OutboxSender, SenderOptions
 from orchestrator.mail.smtp import SmtpTransport
 from orchestrator.web import staff
@@ -128,8 +128,6 @@ async def _outbox(session: AsyncSession) -> list[OutboxMessage]:
 
 
 async def _forum_id(session: AsyncSession, key: str) -> int:
-    from orchestrator.conferences.models import Forum
-
     return (await session.scalars(select(Forum.id).where(Forum.key == key))).one()
 
 
@@ -140,6 +138,11 @@ async def test_sending_queues_exactly_those_not_yet_invited(
     sprache = await _forum_id(session, "sprache")
     page = await area.client.get(AREA)
     assert "4 Personen wurden noch nicht eingeladen." in page.text
+    assert '<option value="all" selected>Alle, die noch nicht eingeladen wurden (4)' in page.text
+    option = re.search(
+        rf'<option value="{sprache}">Noch nicht Eingeladene im Forum „[^“]+“ \((\d)\)', page.text
+    )
+    assert option and option.group(1) == "1", page.text
     response = await area.send(str(sprache))  # the forum "sprache": anna only
     assert response.status_code == 303
     assert response.headers["location"] == f"{AREA}?status=started#send"
@@ -232,46 +235,6 @@ async def test_failed_mail_is_listed_with_its_reason_and_a_retry_delivers_it(
     assert refused.status_code == 403
 
 
-def _message(number: int, conference_id: int | None) -> Outgoing:
-    rendered = Rendered(subject=f"Nachricht {number}", text="Text\n", html="<p>HTML</p>")
-    built = build_message(
-        rendered,
-        sender=FROM,
-        recipient=mailbox("Test", f"p{number}@example.org"),
-        calendar=None,
-        method=None,
-        language="de",
-    )
-    return Outgoing("invitation", f"test:{number}", f"p{number}@example.org", built, conference_id)
-
-
-@pytest.mark.asyncio
-async def test_requeue_failed_touches_only_failed_rows_of_the_conference(
-    session: AsyncSession,
-) -> None:
-    conference_id = (await conference_with_people(session)).id
-    now = berlin(9, 0, day=1)
-    items = [_message(n, conference_id) for n in range(3)] + [_message(9, None)]
-    await enqueue_many(session, items, message_domain="kreis.example", now=now)
-    rows = {row.recipient: row for row in await _outbox(session)}
-    for address in ("p0@example.org", "p1@example.org", "p9@example.org"):
-        rows[address].state, rows[address].attempts = OutboxState.FAILED, 10
-        rows[address].last_error = "550 nein"
-    rows["p2@example.org"].state = OutboxState.SENT
-    await session.commit()
-    later = now + timedelta(hours=2)
-    assert await requeue_failed(session, conference_id, later, [rows["p1@example.org"].id]) == 1
-    assert await requeue_failed(session, conference_id, later) == 1  # p0; p9 is not ours
-    assert await requeue_failed(session, conference_id, later) == 0
-    await session.commit()
-    after = {row.recipient: row for row in await _outbox(session)}
-    for address in ("p0@example.org", "p1@example.org"):
-        row = after[address]
-        assert (row.state, row.attempts, row.next_attempt_at) == (OutboxState.QUEUED, 0, later)
-    assert after["p9@example.org"].state is OutboxState.FAILED
-    assert after["p2@example.org"].state is OutboxState.SENT
-
-
 def _text_part(html: str) -> str:
     return html.split('<pre class="mail-text">', 1)[1].split("</pre>", 1)[0]
 
@@ -319,8 +282,6 @@ async def test_preview_shows_text_and_html_of_a_mail_in_each_language(
 async def test_preview_never_lets_user_text_through_unescaped(
     area: Area, session: AsyncSession
 ) -> None:
-    from orchestrator.conferences import repository
-
     conference = await repository.get_by_slug(session, SLUG)
     await add_person(session, conference, "eve", first_name=HOSTILE, last_name="Muster")
     await session.commit()

@@ -14,7 +14,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchestrator.conferences.models import Conference, SessionKind
@@ -50,8 +50,9 @@ def sample_person(conference: Conference, language: str) -> Person:
 
 async def find_person(session: AsyncSession, conference_id: int, email: str) -> Person | None:
     """A person of this conference by email address (case-insensitive)."""
+    wanted = email.strip().lower()
     query = select(Person).where(
-        Person.conference_id == conference_id, Person.email.ilike(email.strip())
+        Person.conference_id == conference_id, func.lower(Person.email) == wanted
     )
     return (await session.execute(query.limit(1))).scalar_one_or_none()
 
