@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import uuid
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 
 from sqlalchemy.exc import IntegrityError
@@ -43,6 +45,7 @@ async def _invite_chunk(
     context: Context,
     chunk: int,
     after: str | None,
+    person_ids: Collection[uuid.UUID] | None = None,
 ) -> tuple[Report, str | None]:
     """One chunk in its own transaction. A concurrent run that invited some of the same
     people first (possible on SQLite, which has no row lock to wait on) makes the insert
@@ -54,7 +57,8 @@ async def _invite_chunk(
                 conference = await repository.get_by_slug(session, slug)
                 now = context.clock()
                 run = Run(conference, context.base_url, context.domain, context.sender, now)
-                return await _process(session, run, _Scope(limit=chunk, after=after), invite=True)
+                scope = _Scope(limit=chunk, after=after, person_ids=person_ids)
+                return await _process(session, run, scope, invite=True)
         except IntegrityError:
             if attempt == _CHUNK_TRIES:
                 raise
@@ -72,9 +76,11 @@ async def invite_everyone(
     sender: str,
     clock: Clock,
     chunk: int = 250,
+    person_ids: Collection[uuid.UUID] | None = None,
 ) -> tuple[Report, Report]:
-    """Queue invitations for everyone not yet invited, `chunk` people per transaction; then
-    updates and cancellations for changed calendars. Idempotent: a second run adds nothing.
+    """Queue invitations for everyone not yet invited (only `person_ids`, if given), `chunk`
+    people per transaction; then updates and cancellations for changed calendars (of those
+    people only, if given). Idempotent: a second run adds nothing.
 
     Each chunk commits on its own: a running sender delivers the first invitations while
     the rest are rendered; a crash keeps what was committed and the next run goes on from
@@ -84,10 +90,9 @@ async def invite_everyone(
     if chunk < 1:
         raise ValueError("chunk must be at least 1")
     invited, after, started = Report(), None, clock()
+    context = Context(base_url, message_domain, sender, clock)
     while True:
-        report, after = await _invite_chunk(
-            sessions, slug, Context(base_url, message_domain, sender, clock), chunk, after
-        )
+        report, after = await _invite_chunk(sessions, slug, context, chunk, after, person_ids)
         invited.add(report)
         if after is None:
             break
@@ -102,6 +107,7 @@ async def invite_everyone(
             message_domain=message_domain,
             sender=sender,
             now=clock(),
+            person_ids=person_ids,
             invited_before=started,
         )
         # Those just invited and waiting for a forum seat are told so now, not at the next change.

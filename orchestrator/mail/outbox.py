@@ -7,14 +7,14 @@ A mail that cannot go out at all (an address no message can carry) is stored too
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import cast
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchestrator.db import utcnow
@@ -156,3 +156,79 @@ async def failure_reasons(
     if kind is not None:
         statement = statement.where(OutboxMessage.kind == kind)
     return [(reason or "", count) for reason, count in (await session.execute(statement)).all()]
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    """One outbox message as the organiser's list shows it (no body)."""
+
+    id: int
+    recipient: str
+    kind: str
+    subject: str
+    state: OutboxState
+    attempts: int
+    last_error: str
+    created_at: datetime
+    sent_at: datetime | None
+
+
+@dataclass(frozen=True)
+class OutboxPage:
+    """A page of a conference's outbox and how many rows match in all."""
+
+    rows: list[OutboxRow]
+    total: int
+
+
+async def page_of_outbox(
+    session: AsyncSession,
+    conference_id: int,
+    *,
+    state: OutboxState | None = None,
+    offset: int = 0,
+    limit: int = 50,
+) -> OutboxPage:
+    """A conference's messages (of one state, if given), newest first."""
+    mine = [OutboxMessage.conference_id == conference_id]
+    if state is not None:
+        mine.append(OutboxMessage.state == state)
+    total = (await session.execute(select(func.count()).where(*mine))).scalar_one()
+    columns = select(
+        OutboxMessage.id,
+        OutboxMessage.recipient,
+        OutboxMessage.kind,
+        OutboxMessage.subject,
+        OutboxMessage.state,
+        OutboxMessage.attempts,
+        OutboxMessage.last_error,
+        OutboxMessage.created_at,
+        OutboxMessage.sent_at,
+    ).where(*mine)
+    statement = columns.order_by(OutboxMessage.id.desc()).offset(offset).limit(limit)
+    rows = [OutboxRow(*row) for row in (await session.execute(statement)).all()]
+    return OutboxPage(rows, int(total))
+
+
+async def requeue_failed(
+    session: AsyncSession,
+    conference_id: int,
+    now: datetime,
+    ids: Collection[int] | None = None,
+) -> int:
+    """Send a conference's failed messages (all, or these ids) again: queued, due now, with a
+    fresh count of attempts. Rows of other conferences or in other states are left alone.
+    Returns how many were requeued."""
+    statement = (
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.conference_id == conference_id,
+            OutboxMessage.state == OutboxState.FAILED,
+        )
+        .values(state=OutboxState.QUEUED, next_attempt_at=now, attempts=0, claimed_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    if ids is not None:
+        statement = statement.where(OutboxMessage.id.in_(list(ids)))
+    result = await session.execute(statement)
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -196,3 +196,11 @@ def open_message(directory: Path, name: str) -> SinkMessage:
         has_html=html is not None,
         parts=[_part(part) for part in message.walk() if not part.is_multipart()],
     )
+
+
+def html_of(directory: Path, name: str) -> str | None:
+    """The HTML body of one sink message (None when it has none), for a sandboxed frame only."""
+    path = message_path(directory, name)
+    message = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
+    html = message.get_body(preferencelist=("html",))
+    return _decoded(html) if isinstance(html, EmailMessage) else None

@@ -1,9 +1,11 @@
 """The organiser's view of the local mail sink (the embedded default without SMTP).
 
 `GET /admin/mail` lists the sink's messages, newest first, a page at a time;
-`GET /admin/mail/{name}` shows one message (headers, plain text, parts; never its HTML, which
-carries user-influenced content); `GET /admin/mail/{name}/download` gives the original .eml
-as an attachment for Outlook or Thunderbird. Names are checked by orchestrator.mail.sink;
+`GET /admin/mail/{name}` shows one message (headers, plain text, parts, and its HTML in a
+sandboxed frame: `GET /admin/mail/{name}/html` answers it alone under a CSP without
+scripts, see web/staff/mail_frame.py; never inside the page);
+`GET /admin/mail/{name}/download` gives the original .eml as an attachment for Outlook or
+Thunderbird. Names are checked by orchestrator.mail.sink;
 every other path under /admin/mail/ gets the same not-found page.
 """
 
@@ -33,6 +35,7 @@ from orchestrator.web.staff import (
     require_staff_session,
     staff_language,
 )
+from orchestrator.web.staff.mail_frame import frame, with_frames
 
 router = APIRouter(
     prefix="/admin/mail",
@@ -166,6 +169,20 @@ def mail_download(
     return Response(body, media_type="message/rfc822", headers=headers)
 
 
+@router.get("/{name}/html", response_class=HTMLResponse)
+def mail_html(
+    request: Request, staff: StaffContext, settings: AppSettings, name: str
+) -> HTMLResponse:
+    """The message's HTML part alone, for the sandboxed frame of its page (no script runs)."""
+    try:
+        html = sink.html_of(settings.mail_sink_dir, name)
+    except (NotFoundError, FileNotFoundError):  # unknown, or deleted just now
+        return _missing(request, staff)
+    if html is None:
+        return _missing(request, staff)
+    return frame(html)
+
+
 @router.get("/{name}", response_class=HTMLResponse)
 def mail_message(
     request: Request, staff: StaffContext, settings: AppSettings, name: str
@@ -177,7 +194,7 @@ def mail_message(
         return _missing(request, staff)
     language = staff_language(request, staff)
     context = _context(request, staff)
-    return admin_page(
+    page = admin_page(
         request,
         "admin_mail_message.html",
         staff=staff,
@@ -188,6 +205,7 @@ def mail_message(
         size=lambda value: _size(value, language),
         **context,
     )
+    return with_frames(page)
 
 
 @router.get("/{rest:path}", response_class=HTMLResponse)

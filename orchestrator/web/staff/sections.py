@@ -3,4 +3,6 @@
 An area module adds its key here when its pages land (staff/_base.html lists the sections).
 """
 
-SECTIONS_BUILT = frozenset({"overview", "settings", "checkin", "forums", "attendance", "team"})
+SECTIONS_BUILT = frozenset(
+    {"overview", "settings", "checkin", "forums", "mail", "attendance", "team"}
+)
