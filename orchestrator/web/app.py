@@ -34,7 +34,7 @@ from orchestrator.web.api import (
 )
 from orchestrator.web.deps import require_jitsi, require_staff
 from orchestrator.web.jitsi import events, reservation
-from orchestrator.web.staff import workspace
+from orchestrator.web.staff import people, workspace
 from orchestrator.worker import run_worker
 
 
@@ -106,6 +106,7 @@ def create_app(
     app.include_router(staff.router)  # /admin/login, /admin/logout (session + CSRF)
     app.include_router(admin_checkin.router)
     app.include_router(admin_mail.router)  # after check-in: /admin/{slug}/checkin wins
+    app.include_router(people.router)
     app.include_router(workspace.router)  # last: /admin/{slug} must not shadow the above
     app.include_router(health.router)
     app.mount("/static", pages.static_files(), name="static")

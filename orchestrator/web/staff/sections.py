@@ -3,4 +3,4 @@
 An area module adds its key here when its pages land (staff/_base.html lists the sections).
 """
 
-SECTIONS_BUILT = frozenset({"overview", "checkin"})
+SECTIONS_BUILT = frozenset({"overview", "checkin", "people"})
