@@ -56,8 +56,8 @@ def _count(request: Request, name: str) -> int:
 
 def _query(request: Request) -> str:
     """The list's filters as a query string ending in "&" (for the pager's links)."""
-    kept = [(name, request.query_params.get(name, "")) for name in FILTER_NAMES]
-    return "".join(f"{encoded}&" for encoded in [urlencode([pair]) for pair in kept if pair[1]])
+    kept = [(key, value) for key in FILTER_NAMES if (value := request.query_params.get(key, ""))]
+    return urlencode(kept) + "&" if kept else ""
 
 
 def _base(conference: Conference) -> str:
@@ -80,7 +80,7 @@ def _page(
         done=done if done in DONE else "",
         forms=forms,
         forum_options=[(forum.key, forum.title) for forum in conference.forums],
-        counts={name: _count(request, name) for name in ("created", "updated", "skipped")},
+        counts={key: _count(request, key) for key in ("created", "updated", "skipped")},
         **context,
     )
 
