@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchestrator.conferences.models import Conference, ConferenceSession, Forum
+from orchestrator.errors import InvalidInputError
 from orchestrator.invitations.desired import Run
 from orchestrator.invitations.models import CalendarEntry, EntryStatus
 from orchestrator.invitations.service import (
@@ -122,7 +123,10 @@ async def resend_invitation(
         changes = _changes_of(
             run, found, seats.get(found.id, {}), entries.get(found.id, {}), invite=True
         )
-        mails = _mails(run, found, changes, invite=True)
+        try:
+            mails = _mails(run, found, changes, invite=True)
+        except ValueError as error:  # an address no mail or calendar can carry
+            raise InvalidInputError(f"Keine E-Mail an diese Adresse möglich: {error}") from None
         if not first:  # the first invitation keeps its key: the run for everyone skips it
             again = f"{INVITATION}:{found.id}:again:{now:%Y%m%dT%H%M%S}"
             mails = [replace(mail, dedup_key=again) for mail in mails]

@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from orchestrator.conferences.models import Conference
 from orchestrator.erasure import erase
-from orchestrator.errors import ConflictError
+from orchestrator.errors import ConflictError, InvalidInputError
 from orchestrator.followups import after_change
 from orchestrator.invitations import person_mail
 from orchestrator.mail.rendering import message_domain
@@ -45,7 +45,7 @@ router = APIRouter(
 router.include_router(people_import.router)  # before /{person_id}: "import" is no id
 
 Organiser = Annotated[StaffSession, Depends(require_organiser)]
-DONE = frozenset({"added", "saved", "removed", "resent", "unchanged", "imported"})
+DONE = frozenset({"added", "saved", "removed", "resent", "unchanged", "unsendable", "imported"})
 FILTER_NAMES = ("q", "forum", "waiting", "rsvp", "invitation", "role", "mode", "consent")
 
 
@@ -223,14 +223,17 @@ async def resend(
     settings: AppSettings,
 ) -> Response:
     """Queue the invitation (with the personal link and calendar) again through the outbox."""
-    queued = await person_mail.resend_invitation(
-        db,
-        conference,
-        person_id,
-        base_url=settings.base_url,
-        message_domain=message_domain(settings.mail_from),
-        sender=settings.mail_from,
-        now=now_of(request),
-    )
+    try:
+        queued = await person_mail.resend_invitation(
+            db,
+            conference,
+            person_id,
+            base_url=settings.base_url,
+            message_domain=message_domain(settings.mail_from),
+            sender=settings.mail_from,
+            now=now_of(request),
+        )
+    except InvalidInputError:  # an address no mail can be built for
+        return RedirectResponse(f"{_base(conference)}/{person_id}?done=unsendable", 303)
     done = "resent" if queued else "unchanged"
     return RedirectResponse(f"{_base(conference)}/{person_id}?done={done}", 303)
