@@ -26,58 +26,21 @@ from sqlalchemy.orm import selectinload
 from orchestrator.conferences.models import Conference, Forum
 from orchestrator.db import utcnow
 from orchestrator.errors import ImportRejectedError, InvalidInputError
+from orchestrator.participants.columns import (
+    EMPTY_VALUES,
+    FORUM_COLUMNS,
+    LABELS,
+    VALUE_ALIASES,
+    column_of,
+    norm,
+)
 from orchestrator.participants.models import ForumChoice, Person
-from orchestrator.participants.schemas import MAX_CHOICES, PersonIn
+from orchestrator.participants.schemas import PersonIn
 
 log = logging.getLogger(__name__)
 
 Row = tuple[int, dict[str, str]]
-_ORDINALS = ("erst", "zweit", "dritt", "viert", "fünft")[:MAX_CHOICES]
-FORUM_COLUMNS = tuple(f"forum_choice_{n}" for n in range(1, len(_ORDINALS) + 1))
 _IN_CHUNK = 500  # bound parameters per IN list, well below SQLite's and asyncpg's limits
-
-# Canonical column: its German label and its header names after _norm (letters and digits).
-_COLUMNS: dict[str, tuple[str, str]] = {
-    "email": ("E-Mail-Adresse", "email mail emailadresse emailaddress mailadresse"),
-    "first_name": ("Vorname", "firstname vorname givenname"),
-    "last_name": ("Nachname", "lastname nachname name familienname surname"),
-    "organisation": ("Organisation", "organisation organization institution einrichtung"),
-    "role": ("Rolle", "role rolle"),
-    "attendance_mode": ("Teilnahmeform", "attendancemode teilnahmeform teilnahme teilnahmeart"),
-    "language": ("Sprache", "language sprache"),
-    "consent": ("Einwilligung", "consent einwilligung"),
-    **{
-        f"forum_choice_{n}": (f"Forum {n}", f"forumchoice{n} forum{n} wunsch{n} {ordinal}wunsch")
-        for n, ordinal in enumerate(_ORDINALS, 1)
-    },
-}
-LABELS = {column: label for column, (label, _) in _COLUMNS.items()}
-HEADER_ALIASES = {
-    alias: column for column, (_, aliases) in _COLUMNS.items() for alias in aliases.split()
-}
-
-# Cell values after _norm -> the value PersonIn expects; other values go to PersonIn as is.
-_VALUES: dict[str, dict[str, str]] = {
-    "role": {
-        "participant": "participant teilnehmer teilnehmerin teilnehmende teilnehmender",
-        "moderator": "moderator moderatorin moderation",
-        "referent": "referent referentin speaker",
-        "organiser": "organiser organizer organisator organisatorin",
-    },
-    "attendance_mode": {
-        "undecided": "undecided offen unentschieden",
-        "in_person": "inperson präsenz praesenz vorort",
-        "online": "online video",
-    },
-    "language": {"de": "de deutsch german", "en": "en englisch english"},
-    "consent": {"false": "nein no 0 false falsch", "true": "ja yes 1 true x wahr"},
-}
-VALUE_ALIASES = {
-    column: {alias: value for value, aliases in table.items() for alias in aliases.split()}
-    for column, table in _VALUES.items()
-}
-# An empty cell means the first value of the column's table.
-EMPTY_VALUES = {column: next(iter(table)) for column, table in _VALUES.items()}
 _TEXT_FIELDS = ("first_name", "last_name", "organisation")
 
 
@@ -109,10 +72,6 @@ class ImportReport:
         shown = "; ".join(f"Zeile {e.row}: {e.reason}" for e in self.errors[:3])
         more = " …" if len(self.errors) > 3 else ""
         return f"Nichts übernommen, {self.skipped} von {self.rows} Zeilen fehlerhaft: {shown}{more}"
-
-
-def _norm(text: str) -> str:
-    return "".join(char for char in text.lower() if char.isalnum())
 
 
 def _cell_text(value: object) -> str:
@@ -168,7 +127,7 @@ def _csv_records(filename: str, data: bytes) -> list[list[str]]:
 
 
 def _columns(filename: str, header: list[str]) -> list[str | None]:
-    columns = [HEADER_ALIASES.get(_norm(name)) for name in header]
+    columns = [column_of(name) for name in header]
     known = [column for column in columns if column]
     doubled = sorted({column for column in known if known.count(column) > 1})
     if doubled:
@@ -185,8 +144,18 @@ def _row_values(columns: list[str | None], cells: list[str]) -> dict[str, str]:
     }
 
 
-def read_table(filename: str, data: bytes) -> list[Row]:
-    """Rows of a CSV or XLSX file as (Excel row number, {canonical column: text})."""
+@dataclass
+class Sheet:
+    """A read file: its header cells, the column each one names (None: not recognised),
+    and the data rows."""
+
+    header: list[str]
+    columns: list[str | None]
+    rows: list[Row]
+
+
+def read_sheet(filename: str, data: bytes) -> Sheet:
+    """A CSV or XLSX file as header and rows (Excel row number, {canonical column: text})."""
     is_xlsx = filename.lower().endswith((".xlsx", ".xlsm")) or data.startswith(b"PK\x03\x04")
     if data.startswith(b"\xd0\xcf\x11\xe0"):
         raise InvalidInputError(f"{filename}: altes Excel-Format .xls; bitte als .xlsx speichern.")
@@ -200,7 +169,12 @@ def read_table(filename: str, data: bytes) -> list[Row]:
     rows = [(number, _row_values(columns, cells)) for number, cells in records]
     if not rows:
         raise InvalidInputError(f"{filename}: keine Datenzeilen unter der Kopfzeile.")
-    return rows
+    return Sheet(first[1], columns, rows)
+
+
+def read_table(filename: str, data: bytes) -> list[Row]:
+    """Rows of a CSV or XLSX file as (Excel row number, {canonical column: text})."""
+    return read_sheet(filename, data).rows
 
 
 def _candidate(values: dict[str, str]) -> tuple[dict[str, Any], list[str]]:
@@ -213,7 +187,7 @@ def _candidate(values: dict[str, str]) -> tuple[dict[str, Any], list[str]]:
             data[column] = values[column]
     for column, aliases in VALUE_ALIASES.items():
         if column in values:
-            key = _norm(values[column])
+            key = norm(values[column])
             data[column] = aliases.get(key, values[column].strip()) if key else EMPTY_VALUES[column]
     choice_columns = [c for c in FORUM_COLUMNS if values.get(c, "").strip()]
     if any(column in values for column in FORUM_COLUMNS):

@@ -8,7 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ForeignKey, Result, String, Text, UniqueConstraint, event
+from sqlalchemy import ForeignKey, Index, Result, String, Text, UniqueConstraint, event
 from sqlalchemy.orm import (
     Mapped,
     Mapper,
@@ -114,7 +114,11 @@ class Person(Base):
         back_populates="person", cascade="all, delete-orphan", passive_deletes=True
     )
 
-    __table_args__ = (UniqueConstraint("conference_id", "email"),)
+    __table_args__ = (
+        UniqueConstraint("conference_id", "email"),
+        # The organiser's list: a conference's people by name, a page at a time.
+        Index("ix_people_list_order", "conference_id", "last_name", "first_name", "email"),
+    )
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("id", uuid.uuid4())

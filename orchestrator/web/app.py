@@ -36,7 +36,7 @@ from orchestrator.web.api import (
 )
 from orchestrator.web.deps import require_jitsi, require_staff
 from orchestrator.web.jitsi import events, reservation
-from orchestrator.web.staff import account, conference, forums, team, workspace
+from orchestrator.web.staff import account, conference, forums, people, team, workspace
 from orchestrator.web.staff import attendance as attendance_area
 from orchestrator.web.staff import mail as staff_mail
 from orchestrator.worker import run_worker
@@ -118,6 +118,7 @@ def create_app(
     app.include_router(forums.router)
     app.include_router(attendance_area.router)
     app.include_router(staff_mail.router)  # /admin/{slug}/mail: invitations and mail
+    app.include_router(people.router)
     app.include_router(workspace.router)  # last: /admin/{slug} must not shadow the above
     app.include_router(health.router)
     app.include_router(docs.router)

@@ -4,5 +4,5 @@ An area module adds its key here when its pages land (staff/_base.html lists the
 """
 
 SECTIONS_BUILT = frozenset(
-    {"overview", "settings", "checkin", "forums", "mail", "attendance", "team"}
+    {"overview", "settings", "people", "checkin", "forums", "mail", "attendance", "team"}
 )
