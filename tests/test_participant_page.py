@@ -33,6 +33,7 @@ from orchestrator.mail.rendering import message_domain
 from orchestrator.participants.models import (
     Assignment,
     AssignmentSource,
+    AttendanceMode,
     Language,
     Person,
     Role,
@@ -261,11 +262,32 @@ async def test_consent_withdrawal_and_renewal(
     assert stored.consent is False and stored.consent_at == berlin(8, 0)
     text = await live.page(anna)
     assert "Sie haben Ihre Einwilligung widerrufen." in text
-    assert "keine Erinnerungen mehr" in text and "gelöscht oder anonymisiert" in text
+    assert "gelöscht oder anonymisiert" in text
+    # Only the action that applies: consent again, nothing to withdraw.
+    assert "Wieder einwilligen" in text and 'name="choice" value="withdraw"' not in text
     live.clock.set(berlin(8, 5))
     assert _status(await live.post(anna, "consent", choice="give"), anna.token) == "consent_given"
     stored = await _fresh(session, anna)
     assert stored.consent is True and stored.consent_at == berlin(8, 5)
+    given = await live.page(anna)
+    assert 'name="choice" value="give"' not in given and "keine Erinnerungen mehr" in given
+
+
+@pytest.mark.asyncio
+async def test_online_people_get_the_admission_code_only_as_a_fallback(
+    world: World, live: Live, session: AsyncSession
+) -> None:
+    anna = world.people["anna"]
+    on_site = await live.page(anna)
+    assert on_site.index('id="admission"') < on_site.index('id="calendar"')  # the main thing
+    assert "Ihren Code für den Einlass" in on_site
+    stored = await _fresh(session, anna)
+    stored.attendance_mode = AttendanceMode.ONLINE
+    await session.commit()
+    online = await live.page(anna)
+    assert online.index('id="calendar"') < online.index('id="admission"')  # after the rest
+    assert "Kommen Sie doch vor Ort?" in online and "<details" in online
+    assert "die Links zu den Video-Räumen" in online
 
 
 @pytest.mark.asyncio

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchestrator.attendance.checkin_codes import checkin_code, grouped, qr_svg, short_code
 from orchestrator.attendance.retention import retention_ends
-from orchestrator.conferences.models import Conference, SessionStatus
+from orchestrator.conferences.models import Conference, ConferenceMode, SessionStatus
 from orchestrator.conferences.service import plenary_room
 from orchestrator.conferences.wording import organiser_accusative
 from orchestrator.config import Settings
@@ -36,7 +36,7 @@ from orchestrator.invitations.desired import AgendaItem, Desired, desired_events
 from orchestrator.invitations.ics import Party, build_calendar
 from orchestrator.mail.rendering import message_domain
 from orchestrator.participants import self_service
-from orchestrator.participants.models import Language, Person, Rsvp
+from orchestrator.participants.models import AttendanceMode, Language, Person, Rsvp
 from orchestrator.rooms.joining import Refusal, decide_join
 from orchestrator.rooms.models import Room
 from orchestrator.rooms.templates import RoomTemplate
@@ -264,6 +264,10 @@ async def _context(
         "rsvp": person.rsvp.value,
         "stored_language": person.language.value,
         "consent": "given" if person.consent else "withdrawn" if person.consent_at else "open",
+        # Online: the admission code is a fallback at the end, not the page's centre.
+        "online": person.attendance_mode is AttendanceMode.ONLINE
+        or conference.mode is ConferenceMode.ONLINE,
+        "no_venue": conference.mode is ConferenceMode.ONLINE,
         "deleted_by": deleted_by,
         "checkin": code,
         "short_code": grouped(short_code(secret, person.id)),
