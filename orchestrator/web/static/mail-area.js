@@ -11,6 +11,9 @@
   var state = box.querySelector(".progress-state");
   var reload = box.querySelector(".reload-link");
   var source = new EventSource(box.getAttribute("data-stream"));
+  // Opened while a run was going: the rest of the page (who is still to invite, the outbox)
+  // shows the figures of that moment; offer the reload again once the run is done.
+  var openedRunning = state.textContent.trim() === state.getAttribute("data-running");
   if (reload) {
     reload.hidden = true;
   }
@@ -38,5 +41,8 @@
   source.addEventListener("done", function (event) {
     show(JSON.parse(event.data));
     source.close();
+    if (reload && openedRunning) {
+      reload.hidden = false;
+    }
   });
 })();
