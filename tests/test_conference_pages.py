@@ -109,3 +109,12 @@ async def test_settings_are_saved_and_bad_fields_named(live: Staff, session: Asy
     session.expire_all()
     unchanged = await repository.get_by_slug(session, SLUG)
     assert unchanged.reminder_offsets == ["P3D", "PT30M"]  # nothing half-saved
+
+
+@pytest.mark.asyncio
+async def test_a_slug_that_names_a_staff_page_is_refused(live: Staff) -> None:
+    csrf = await live.signed_in()
+    for word in ("mail", "new", "account"):
+        content = SAMPLE_TOML.read_bytes().replace(b"ik-heinsberg-2027", word.encode())
+        refused = await _upload(live, csrf, content)
+        assert refused.status_code == 422 and "reserviert" in refused.text, word

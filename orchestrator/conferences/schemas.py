@@ -23,6 +23,18 @@ from pydantic import (
 from orchestrator.conferences.models import ConferenceMode, ConferenceStatus, SessionKind
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{1,78}[a-z0-9]$"
+# Staff pages live at /admin/<word>; a conference slugged so would be shadowed by them.
+RESERVED_SLUGS = frozenset(
+    {"new", "mail", "login", "logout", "account", "password", "password-reset"}
+)
+
+
+def _free_slug(value: str) -> str:
+    if value in RESERVED_SLUGS:
+        raise ValueError(f"„{value}“ ist als Kennung reserviert / “{value}” is reserved")
+    return value
+
+
 KEY_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,39}$"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _DURATION = TypeAdapter(timedelta)
@@ -66,7 +78,7 @@ class _Spec(BaseModel):
 
 
 class ConferenceInfo(_Spec):
-    slug: Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
+    slug: Annotated[str, StringConstraints(pattern=SLUG_PATTERN), AfterValidator(_free_slug)]
     title: Line = Field(min_length=1)
     lead_theme: Line = ""
     organiser: Line = ""
